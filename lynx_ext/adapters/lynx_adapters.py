@@ -1,0 +1,116 @@
+"""`LynxAdapters`: the resampler plus the per-block ID and Ref projections, with our save/load format."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal, Optional
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from ..atomic_write import atomic_path
+from .checkpoint_check import LynxCheckpointError, load_checked
+from .config import LynxAdapterConfig
+from .layers import IdLayer, RefLayer
+from .resampler import PerceiverResampler
+from .state import LynxRuntimeState
+
+FORMAT_NAME = "lynx_ext.adapters/1"
+InitMethod = Literal["zero", "random"]
+
+
+class LynxAdapters(nn.Module):
+    """All trainable Lynx weights for one Wan DiT.
+
+    State-dict keys: ``resampler.*`` (official Resampler names), ``id_layers.{block}.to_{k,v}_ip.*``,
+    ``id_layers.{block}.registers``, ``ref_layers.{block}.to_{k,v}_ref.*``.
+    """
+
+    def __init__(self, config: LynxAdapterConfig, init: InitMethod = "zero"):
+        super().__init__()
+        self.config = config
+        self.resampler = PerceiverResampler(config.resampler)
+        self.id_layers = nn.ModuleDict(
+            {str(b): IdLayer(config.id_dim, config.dim, config.id_bias, config.num_registers) for b in config.id_blocks}
+        )
+        self.ref_layers = nn.ModuleDict({str(b): RefLayer(config.dim) for b in config.ref_blocks})
+        self.state = LynxRuntimeState()
+        if init == "zero":
+            self.zero_init_branches()
+        elif init != "random":
+            raise ValueError(f"init must be 'zero' or 'random', got {init!r}.")
+
+    # ------------------------------------------------------------------ init
+    @torch.no_grad()
+    def zero_init_branches(self) -> None:
+        """Zero the key/value projections so that installing the adapters changes nothing (official default)."""
+        for layer in list(self.id_layers.values()) + list(self.ref_layers.values()):
+            for lin in layer.children():
+                if isinstance(lin, nn.Linear):
+                    lin.weight.zero_()
+                    if lin.bias is not None:
+                        lin.bias.zero_()
+
+    @torch.no_grad()
+    def clone_init_from(self, dit: nn.Module) -> None:
+        """Initialise the branch projections from the host attention's k/v (the official ``"clone"`` init)."""
+        blocks = dit.blocks
+        for b, layer in self.id_layers.items():
+            attn = blocks[int(b)].cross_attn
+            if layer.to_k_ip.weight.shape != attn.k.weight.shape:
+                raise ValueError("clone init needs id_dim == dim (the full variant).")
+            layer.to_k_ip.weight.copy_(attn.k.weight)
+            layer.to_v_ip.weight.copy_(attn.v.weight)
+            if layer.to_k_ip.bias is not None:
+                layer.to_k_ip.bias.copy_(attn.k.bias)
+                layer.to_v_ip.bias.copy_(attn.v.bias)
+        for b, layer in self.ref_layers.items():
+            attn = blocks[int(b)].self_attn
+            for dst, src in ((layer.to_k_ref, attn.k), (layer.to_v_ref, attn.v)):
+                dst.weight.copy_(src.weight)
+                dst.bias.copy_(src.bias)
+
+    # ------------------------------------------------------------- identity
+    def encode_identity(self, embeds: torch.Tensor) -> torch.Tensor:
+        """Face embeddings ``[B, 512]`` -> identity tokens ``[B, num_queries, id_dim]``."""
+        return self.resampler(embeds)
+
+    # ------------------------------------------------------------ save/load
+    def save(self, path: str | os.PathLike, metadata: Optional[dict] = None, overwrite: bool = True) -> Path:
+        """Write one ``.safetensors`` file (atomically) with the config in its metadata."""
+        meta = {"format": FORMAT_NAME, "lynx_ext_config": self.config.to_json()}
+        for k, v in (metadata or {}).items():
+            meta[str(k)] = v if isinstance(v, str) else json.dumps(v)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device="cpu", dtype: Optional[torch.dtype] = None) -> "LynxAdapters":
+        """Load a file written by `save` (our format). For official folders use `load_lynx_adapters`."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Adapter file {path} does not exist.")
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != FORMAT_NAME:
+                raise LynxCheckpointError(
+                    f"{path} is not a lynx_ext adapter file (metadata format={meta.get('format')!r}). "
+                    "For the official lynx_full/ or lynx_lite/ folders pass the folder instead."
+                )
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        adapters = cls(LynxAdapterConfig.from_json(meta["lynx_ext_config"]), init="random")
+        load_checked(adapters, state, str(path))
+        adapters.metadata = {k: v for k, v in meta.items() if k not in ("format", "lynx_ext_config")}
+        return adapters.to(device=device, dtype=dtype) if dtype is not None else adapters.to(device=device)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (
+            f"variant={c.variant}, dim={c.dim}, id_blocks={len(c.id_blocks)}, ref_blocks={len(c.ref_blocks)}, "
+            f"id_dim={c.id_dim}, registers={c.num_registers}"
+        )
