@@ -1,0 +1,114 @@
+"""Packed (variable-length) DiT forward: several samples of different sizes in one sequence.
+
+Each sample keeps its own RoPE grid, text, identity tokens and reference features and attends only to its
+own tokens (the official NaViT-style forward). Timesteps may be shared (the official behaviour) or per
+sample (training), using the DiT's per-token modulation path.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from diffsynth.core import gradient_checkpoint_forward
+from diffsynth.models.wan_video_dit import sinusoidal_embedding_1d
+from einops import rearrange
+
+from ..adapters.state import PackedSegments
+
+
+def _freqs(dit, f: int, h: int, w: int, device) -> torch.Tensor:
+    return torch.cat([
+        dit.freqs[0][:f].view(f, 1, 1, -1).expand(f, h, w, -1),
+        dit.freqs[1][:h].view(1, h, 1, -1).expand(f, h, w, -1),
+        dit.freqs[2][:w].view(1, 1, w, -1).expand(f, h, w, -1),
+    ], dim=-1).reshape(f * h * w, 1, -1).to(device)
+
+
+def _time(dit, timesteps: torch.Tensor, lens: list[int], dtype):
+    """Shared timestep -> ([1, dim], [1, 6, dim]); per-sample -> per-token ([1, L, dim], [1, L, 6, dim])."""
+    if bool((timesteps == timesteps[0]).all()):
+        t = dit.time_embedding(sinusoidal_embedding_1d(dit.freq_dim, timesteps[:1].to(dtype)))
+        return t, dit.time_projection(t).unflatten(1, (6, dit.dim))
+    t = dit.time_embedding(sinusoidal_embedding_1d(dit.freq_dim, timesteps.to(dtype)))  # [S, dim]
+    t = torch.repeat_interleave(t, torch.tensor(lens, device=t.device), dim=0)[None]  # [1, L, dim]
+    return t, dit.time_projection(t).unflatten(2, (6, dit.dim))
+
+
+def packed_forward(
+    dit,
+    lynx,
+    latents: Sequence[torch.Tensor],
+    timesteps: torch.Tensor,
+    contexts: Sequence[torch.Tensor],
+    id_tokens: Optional[Sequence[torch.Tensor]] = None,
+    ref_features: Optional[dict[int, torch.Tensor]] = None,
+    ref_lens: Optional[Sequence[int]] = None,
+    id_scale: float = 1.0,
+    ref_scale: float = 1.0,
+    capture: bool = False,
+    use_gradient_checkpointing: bool = False,
+    use_gradient_checkpointing_offload: bool = False,
+):
+    """Run ``dit`` once over all samples.
+
+    Args:
+        latents: per sample ``[1, C, F, H, W]`` (sizes may differ).
+        timesteps: ``[S]`` (or one value shared by all samples).
+        contexts: per sample raw text embeddings ``[1, L_i, text_dim]``.
+        id_tokens: per sample identity tokens ``[1, N_i, C]`` (or None: no ID branch).
+        ref_features: block -> packed ``[1, sum(ref_lens), dim]`` features, with ``ref_lens``.
+        capture: record every block's self-attention input instead (the packed reference pass); returns
+            ``(features, video_lens)``.
+    Returns:
+        per sample predictions ``[1, C, F, H, W]``.
+    """
+    n = len(latents)
+    if len(contexts) != n or (id_tokens is not None and len(id_tokens) != n):
+        raise ValueError("latents, contexts and id_tokens need one entry per sample.")
+    dtype = latents[0].dtype
+    xs, grids, freqs = [], [], []
+    for lat in latents:
+        if lat.dim() != 5 or lat.shape[0] != 1:
+            raise ValueError(f"Each packed latent must be [1, C, F, H, W], got {tuple(lat.shape)}.")
+        x = dit.patchify(lat)
+        f, h, w = x.shape[2:]
+        grids.append((f, h, w))
+        xs.append(rearrange(x, "b c f h w -> b (f h w) c"))
+        freqs.append(_freqs(dit, f, h, w, x.device))
+    video_lens = [x.shape[1] for x in xs]
+    x = torch.cat(xs, dim=1)
+    freqs = torch.cat(freqs, dim=0)
+    context = torch.cat([dit.text_embedding(c) for c in contexts], dim=1)
+    text_lens = [c.shape[1] for c in contexts]
+    timesteps = torch.as_tensor(timesteps, device=x.device).flatten()
+    if timesteps.numel() == 1:
+        timesteps = timesteps.expand(n)
+    t, t_mod = _time(dit, timesteps, video_lens, dtype)
+    state = lynx.state
+    state.segments = PackedSegments(video_lens=video_lens, text_lens=text_lens)
+    state.capture = {} if capture else None
+    state.id_scale, state.ref_scale, state.active = float(id_scale), float(ref_scale), True
+    if id_tokens is not None and not capture:
+        state.id_tokens = torch.cat(list(id_tokens), dim=1)
+        state.id_lens = [tok.shape[1] for tok in id_tokens]
+    else:
+        state.id_tokens, state.id_lens = None, None
+    if ref_features is not None and not capture:
+        if ref_lens is None:
+            raise ValueError("Packed reference features need ref_lens (tokens per sample).")
+        state.ref_features, state.ref_lens = ref_features, list(ref_lens)
+    else:
+        state.ref_features, state.ref_lens = None, None
+    try:
+        for block in dit.blocks:
+            x = gradient_checkpoint_forward(block, use_gradient_checkpointing, use_gradient_checkpointing_offload,
+                                            x, context, t_mod, freqs)
+        if capture:
+            return state.capture, video_lens
+        x = dit.head(x, t)
+    finally:
+        state.capture = None
+    outs = []
+    for seg, grid in zip(x.split(video_lens, dim=1), grids):
+        outs.append(dit.unpatchify(seg, grid))
+    return outs
