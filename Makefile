@@ -1,0 +1,31 @@
+# Two commands on a fresh machine:  `make demo`  and  `make test`  (each creates .venv if missing).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: demo test docs parity gpu-onnxruntime clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q -U pip
+	$(PIP) install -q -c constraints.txt -e '.[test,docs]'
+	touch $@
+
+demo: $(VENV)/.installed  ## offline default: tiny Wan + Lynx adapters + tiny face models, one short generation on CPU
+	$(PY) -m lynx_ext.demo
+
+test: $(VENV)/.installed  ## the whole test suite (CPU)
+	$(PY) -m pytest -q
+
+docs: $(VENV)/.installed  ## build the documentation site into ./site
+	$(VENV)/bin/mkdocs build --strict
+
+parity: $(VENV)/.installed  ## official-code parity on the bundled fixtures
+	$(PY) -m lynx_ext.parity tests/fixtures/lynx_official_tiny/full tests/fixtures/lynx_official_tiny/lite
+
+gpu-onnxruntime: $(VENV)/.installed  ## swap the CPU onnxruntime for onnxruntime-gpu (CUDA machines)
+	$(PIP) uninstall -y onnxruntime
+	$(PIP) install -c constraints.txt onnxruntime-gpu
+
+clean:
+	rm -rf $(VENV) site outputs .pytest_cache

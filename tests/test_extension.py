@@ -1,0 +1,44 @@
+"""The registered extension and the ``diffsynth-ext`` console script."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import torch
+from conftest import GEN
+
+from lynx_ext.extension import ENTRY_POINT_GROUP, LynxExtension, load_extensions
+
+
+def test_entry_point_is_discoverable_and_cheap():
+    exts = load_extensions()
+    assert isinstance(exts["lynx"], LynxExtension)
+    code = ("import sys, lynx_ext.extension as e; e.load_extensions(); "
+            "print(any(m in sys.modules for m in ('torch', 'diffsynth', 'insightface')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert ENTRY_POINT_GROUP == "diffsynth.extensions"
+
+
+def test_extension_object_installs_and_uninstalls(tiny_pipe, tmp_path):
+    base = tiny_pipe(**GEN)
+    ext = load_extensions()["lynx"]
+    ext.install(tiny_pipe, variant="full")  # fresh, zero-initialised adapters
+    assert tiny_pipe.lynx.config.variant == "full"
+    emb = torch.nn.functional.normalize(torch.randn(1, 512), dim=-1)
+    assert torch.equal(tiny_pipe(**GEN, lynx_id_embeds=emb), base)
+    ext.set_scales(tiny_pipe, id_scale=0.5)
+    assert tiny_pipe._lynx_install.defaults["id_scale"] == 0.5
+    tiny_pipe.lynx.save(tmp_path / "a.safetensors")
+    ext.uninstall(tiny_pipe)
+    ext.install(tiny_pipe, tmp_path / "a.safetensors")
+    assert tiny_pipe.lynx.config.id_blocks == list(range(len(tiny_pipe.dit.blocks)))
+
+
+def test_console_script():
+    listed = subprocess.run(["diffsynth-ext", "extensions"], capture_output=True, text=True)
+    assert listed.returncode == 0 and "lynx" in listed.stdout and "generate" in listed.stdout
+    missing = subprocess.run(["diffsynth-ext", "generate"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "--extension NAME is required" in missing.stderr
+    unknown = subprocess.run(["diffsynth-ext", "generate", "--extension", "nope"], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "No DiffSynth extension named 'nope'" in unknown.stderr
