@@ -50,7 +50,7 @@ def id_cross_attention_forward(self, x: torch.Tensor, y: torch.Tensor, *, handle
     layer = adapters.id_layers[str(block)] if str(block) in adapters.id_layers else None
     scale = effective_id_scale(state.id_scale, adapters.config.lite_zero_scale_quirk)
     if layer is not None and state.id_tokens is not None and scale != 0 and state.block_active(block):
-        tokens = state.id_tokens.to(dtype=layer.to_k_ip.weight.dtype, device=x.device)
+        tokens = state.id_tokens.to(dtype=x.dtype, device=x.device)
         tokens, lens = layer.tokens_with_registers(tokens, state.id_lens)
         id_k = layer.to_k_ip(tokens)
         id_k = self.norm_k(id_k) if adapters.config.id_key_norm == "shared" else parameter_free_rms_norm(id_k)

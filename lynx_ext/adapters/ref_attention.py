@@ -35,7 +35,7 @@ def ref_self_attention_forward(self, x: torch.Tensor, freqs: torch.Tensor, *, ha
         and state.ref_scale != 0
         and state.block_active(block)
     ):
-        feat = state.ref_features[block].to(dtype=layer.to_k_ref.weight.dtype, device=x.device)
+        feat = state.ref_features[block].to(dtype=x.dtype, device=x.device)
         ref_k = self.norm_k(layer.to_k_ref(feat))
         ref_v = layer.to_v_ref(feat)
         if seg is None:
