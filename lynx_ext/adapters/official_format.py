@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..atomic_write import atomic_path
-from .checkpoint_check import LynxCheckpointError, load_checked
+from .checkpoint_check import LynxCheckpointError, check_state_dict
 from .config import LynxAdapterConfig, ResamplerConfig, Variant
 from .lynx_adapters import LynxAdapters
 
@@ -170,13 +170,27 @@ def load_official_folder(
     states = read_official_folder(folder)
     if resampler is None:
         resampler = infer_resampler_config(states[RESAMPLER_FILE], folder / RESAMPLER_CONFIG_FILE)
+    return load_official_states(states, dim, num_blocks, variant, resampler, source=str(folder))
+
+
+def load_official_states(
+    states: dict[str, dict[str, torch.Tensor]],
+    dim: int,
+    num_blocks: int,
+    variant: Optional[Variant] = None,
+    resampler: Optional[ResamplerConfig] = None,
+    source: str = "official state dicts",
+) -> LynxAdapters:
+    """The official state dicts (``{file name: state dict}``) -> `LynxAdapters`, strictly checked."""
     config, id_blocks = infer_official_config(states, dim, num_blocks, variant, resampler)
-    adapters = LynxAdapters(config, init="random")
+    with torch.device("meta"):
+        adapters = LynxAdapters(config, init="random")
     ours = official_to_ours(states, id_blocks)
     try:
-        load_checked(adapters, ours, str(folder))
+        check_state_dict({k: v.shape for k, v in adapters.state_dict().items()}, ours, source)
     except LynxCheckpointError as err:
         raise LynxCheckpointError(_official_key_message(str(err), id_blocks)) from None
+    adapters.load_state_dict(ours, strict=True, assign=True)
     return adapters
 
 

@@ -1,0 +1,63 @@
+"""Small helpers shared by the ``diffsynth-ext`` commands."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional
+
+
+def add_alias_flag(parser, flag: str, **kwargs):
+    """Add ``--kebab-case`` with its DiffSynth-style ``--snake_case`` spelling as an alias."""
+    names = [flag]
+    snake = flag.replace("-", "_").replace("__", "--", 1)
+    if snake != flag:
+        names.append(snake)
+    return parser.add_argument(*names, **kwargs)
+
+
+def read_prompt(value: str) -> str:
+    """A prompt given inline, or a text file holding it (a missing or empty file is an error)."""
+    path = Path(value) if len(value) < 1024 and "\n" not in value else None
+    if path is not None and (path.is_file() or path.suffix.lower() in (".txt", ".prompt")):
+        if not path.is_file():
+            raise FileNotFoundError(f"Prompt file {path} does not exist.")
+        text = path.read_text(encoding="utf-8").strip()
+        if not text:
+            raise ValueError(f"Prompt file {path} is empty; write the prompt into it or pass --prompt TEXT.")
+        return text
+    if not value.strip():
+        raise ValueError("The prompt is empty.")
+    return value
+
+
+def parse_blocks(text: Optional[str]) -> Optional[list[int]]:
+    """'0-19' / '0,2,4' / '0-9,20-29' -> list of block indices."""
+    if text is None:
+        return None
+    blocks: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                a, b = part.split("-", 1)
+                blocks += list(range(int(a), int(b) + 1))
+            else:
+                blocks.append(int(part))
+        except ValueError:
+            raise ValueError(f"--blocks {text!r}: use indices and ranges such as '0-19' or '0,2,4'.") from None
+    return sorted(set(blocks))
+
+
+def fail(err: BaseException) -> int:
+    """Print one clear line for an expected failure (and the type for anything else); return the exit code."""
+    import os
+
+    if os.environ.get("LYNX_EXT_DEBUG"):
+        raise err
+    kind = type(err).__name__
+    print(f"error: {err}" if isinstance(err, (ValueError, FileNotFoundError, FileExistsError, LookupError))
+          else f"error ({kind}): {err}", file=sys.stderr)
+    return 2 if isinstance(err, (ValueError, FileNotFoundError, FileExistsError, LookupError)) else 1
