@@ -149,3 +149,19 @@ def test_three_branch_guidance_runs_three_forwards(tiny_pipe):
     tiny_pipe(**dict(GEN, num_inference_steps=1), lynx_id_embeds=EMB, lynx_ref_latents=ref_latents(tiny_pipe),
               cfg_scale=1.0)
     assert len(calls) == 1
+
+
+def test_deep_copied_blocks_share_the_adapters(tiny_pipe):
+    """DiffSynth's VRAM manager deep-copies blocks that run over the VRAM limit; the copy must use our adapters."""
+    import copy
+
+    install(tiny_pipe, random_adapters(tiny_pipe.dit))
+    block = copy.deepcopy(tiny_pipe.dit.blocks[0])
+    handle = block.self_attn.forward.keywords["handle"]
+    assert handle.adapters is tiny_pipe.lynx
+    assert block.self_attn.forward.args[0] is block.self_attn  # bound to the copy, not the original
+    tiny_pipe.lynx.state.capture = {}
+    x = torch.randn(1, 4, tiny_pipe.dit.dim)
+    freqs = torch.ones(4, 1, tiny_pipe.dit.dim // tiny_pipe.dit.blocks[0].self_attn.num_heads // 2, dtype=torch.complex128)
+    block.self_attn(x, freqs)
+    assert 0 in tiny_pipe.lynx.state.capture

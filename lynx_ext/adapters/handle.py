@@ -14,6 +14,14 @@ class AdapterHandle:
     def __init__(self, adapters: "LynxAdapters"):
         self.adapters: Optional["LynxAdapters"] = adapters
 
+    def __deepcopy__(self, memo):
+        # DiffSynth's VRAM manager deep-copies a block to run it on the computation device; the copy's attention
+        # overrides must keep pointing at the one set of adapters (and their runtime state), not at a clone.
+        return self
+
+    def __copy__(self):
+        return self
+
     @property
     def state(self) -> "LynxRuntimeState":
         return self.adapters.state

@@ -1,0 +1,211 @@
+"""Where face model files live, and how a missing one is fetched (online) or reported (offline).
+
+Nothing here downloads unless a file is missing *and* ``offline_ok`` is false. A failed download and an offline
+run both end in `FaceModelsMissingError`, which names the file, where to put it and the URL to get it from.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Iterable, Optional
+
+from .errors import FaceModelsMissingError, LynxInputError
+
+INSIGHTFACE_ROOT = "~/.insightface"
+INSIGHTFACE_ZOO_URL = "https://github.com/deepinsight/insightface/releases/download/model-zoo/{name}.zip"
+DEFAULT_PACK = "buffalo_l"
+# Detector / recognizer file of each insightface model pack (insightface's model zoo).
+PACK_DETECTORS = {"buffalo_l": "det_10g.onnx", "buffalo_m": "det_2.5g.onnx", "buffalo_s": "det_500m.onnx",
+                  "buffalo_sc": "det_500m.onnx", "antelopev2": "scrfd_10g_bnkps.onnx"}
+PACK_RECOGNIZERS = {"buffalo_l": "w600k_r50.onnx", "buffalo_m": "w600k_r50.onnx", "buffalo_s": "w600k_mbf.onnx",
+                    "buffalo_sc": "w600k_mbf.onnx", "antelopev2": "glintr100.onnx"}
+DOWNLOADABLE_PACKS = ("buffalo_l", "buffalo_m", "buffalo_s", "buffalo_sc")  # antelopev2 is not auto-downloadable
+NONCOMMERCIAL = "InsightFace's pretrained models are licensed for non-commercial research only."
+
+FACEXLIB_ARCFACE_FILE = "recognition_arcface_ir_se50.pth"
+FACEXLIB_ARCFACE_URL = "https://github.com/xinntao/facexlib/releases/download/v0.1.0/recognition_arcface_ir_se50.pth"
+
+DLIB_FILES = {
+    "recognition": "dlib_face_recognition_resnet_model_v1.dat",
+    "landmarks_5": "shape_predictor_5_face_landmarks.dat",
+    "landmarks_68": "shape_predictor_68_face_landmarks.dat",
+}
+DLIB_URL = "http://dlib.net/files/{name}.bz2"
+
+OFFLINE_ENV = ("LYNX_EXT_OFFLINE", "HF_HUB_OFFLINE")
+
+
+def offline_mode(offline_ok: Optional[bool]) -> bool:
+    """``offline_ok`` if given, else true when ``LYNX_EXT_OFFLINE`` or ``HF_HUB_OFFLINE`` is set to 1/true/yes."""
+    if offline_ok is not None:
+        return bool(offline_ok)
+    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on") for k in OFFLINE_ENV)
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/lynx_ext`` (default ``~/.cache/lynx_ext``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lynx_ext"
+
+
+# --------------------------------------------------------------------------------------------- insightface packs
+def resolve_detector_file(models: str | os.PathLike | None = None, root: str | os.PathLike = INSIGHTFACE_ROOT,
+                          offline_ok: Optional[bool] = None) -> Path:
+    """The SCRFD ``.onnx`` to use.
+
+    ``models`` may be a detector ``.onnx`` file, a pack folder (``det_10g.onnx`` inside), an insightface root
+    (``models/buffalo_l/`` inside), a pack name (``buffalo_l``, looked up under ``root/models``) or None (=
+    ``root/models/buffalo_l``). Missing downloadable packs are fetched with insightface's own downloader unless
+    offline.
+    """
+    root = Path(os.path.expanduser(str(root)))
+    if models is None:
+        models = DEFAULT_PACK
+    text = os.path.expanduser(str(models))
+    path = Path(text)
+    if text.endswith(".onnx"):
+        if path.is_file():
+            return path
+        raise FaceModelsMissingError("Face detector", path.name, path, hint="Check the path given as face models.")
+    if path.is_dir():
+        found = _find_in_pack(path, PACK_DETECTORS, prefixes=("det_", "scrfd"))
+        if found is None and (path / "models" / DEFAULT_PACK).is_dir():
+            found = _find_in_pack(path / "models" / DEFAULT_PACK, PACK_DETECTORS, prefixes=("det_", "scrfd"))
+        if found is None:
+            raise FaceModelsMissingError(
+                "Face detector", PACK_DETECTORS[DEFAULT_PACK], path / PACK_DETECTORS[DEFAULT_PACK],
+                INSIGHTFACE_ZOO_URL.format(name=DEFAULT_PACK),
+                hint=f"(unzip the pack so the .onnx files sit directly in {path}). {NONCOMMERCIAL}",
+            )
+        return found
+    if os.sep in text or "/" in text or text.startswith("."):
+        raise LynxInputError(f"Face models path {text} does not exist. Pass a folder with det_10g.onnx or the file.")
+    return _pack_file(text, root, PACK_DETECTORS, "Face detector", offline_ok, prefixes=("det_", "scrfd"))
+
+
+def resolve_recognizer_file(pack_dir: Path, root: str | os.PathLike = INSIGHTFACE_ROOT) -> Path:
+    """The ArcFace ``.onnx`` next to the detector (``w600k_r50.onnx`` in buffalo_l)."""
+    found = _find_in_pack(pack_dir, PACK_RECOGNIZERS, prefixes=("w600k", "glint", "arcface"))
+    if found is None:
+        name = pack_dir.name if pack_dir.name in PACK_RECOGNIZERS else DEFAULT_PACK
+        raise FaceModelsMissingError(
+            "ArcFace ONNX recognizer", PACK_RECOGNIZERS[name], pack_dir / PACK_RECOGNIZERS[name],
+            INSIGHTFACE_ZOO_URL.format(name=name) if name in DOWNLOADABLE_PACKS else None,
+            hint=f"Or use embedder='facexlib' (the official Lynx recognizer). {NONCOMMERCIAL}",
+        )
+    return found
+
+
+def download_insightface_pack(name: str, root: Path) -> Path:
+    """insightface's own download + unzip of ``{root}/models/{name}`` (a hook tests can replace)."""
+    from insightface.utils.storage import ensure_available
+
+    return Path(ensure_available("models", name, root=str(root)))
+
+
+def _pack_file(name: str, root: Path, table: dict, what: str, offline_ok: Optional[bool],
+               prefixes: Iterable[str]) -> Path:
+    pack_dir = root / "models" / name
+    filename = table.get(name, table[DEFAULT_PACK])
+    found = _find_in_pack(pack_dir, table, prefixes)
+    if found is not None:
+        return found
+    url = INSIGHTFACE_ZOO_URL.format(name=name) if name in DOWNLOADABLE_PACKS else None
+    hint = (f"Unzip the pack so the .onnx files sit directly in {pack_dir}, or pass that folder or the .onnx file as "
+            f"face models (--face-models). {NONCOMMERCIAL}")
+    if name not in DOWNLOADABLE_PACKS:
+        raise FaceModelsMissingError(what, filename, pack_dir / filename, url,
+                                     hint=f"insightface cannot download {name!r} automatically. {hint}")
+    if offline_mode(offline_ok):
+        raise FaceModelsMissingError(what, filename, pack_dir / filename, url, hint=hint)
+    try:
+        pack_dir = download_insightface_pack(name, root)
+    except Exception as err:  # network errors of requests/urllib, bad zip, disk full ...
+        raise FaceModelsMissingError(what, filename, pack_dir / filename, url, hint=hint, cause=err) from err
+    found = _find_in_pack(pack_dir, table, prefixes)
+    if found is None:
+        raise FaceModelsMissingError(what, filename, pack_dir / filename, url,
+                                     hint=f"{pack_dir} exists but lacks it; delete the folder and retry. {hint}")
+    return found
+
+
+def _find_in_pack(folder: Path, table: dict, prefixes: Iterable[str]) -> Optional[Path]:
+    if not folder.is_dir():
+        return None
+    preferred = [table[folder.name]] if folder.name in table else []
+    for name in preferred + list(dict.fromkeys(table.values())):
+        if (folder / name).is_file():
+            return folder / name
+    for prefix in prefixes:
+        hits = sorted(folder.glob(f"{prefix}*.onnx"))
+        if hits:
+            return hits[0]
+    return None
+
+
+# --------------------------------------------------------------------------------------------- facexlib weights
+def facexlib_weight_dirs(extra: Iterable[Path] = ()) -> list[Path]:
+    """Folders searched for ``recognition_arcface_ir_se50.pth``: ``extra``, our cache, facexlib's weights folder."""
+    dirs = [Path(p) for p in extra] + [cache_dir() / "facexlib"]
+    spec = importlib.util.find_spec("facexlib")  # locates the package without importing it
+    if spec is not None and spec.submodule_search_locations:
+        dirs.append(Path(list(spec.submodule_search_locations)[0]) / "weights")
+    return list(dict.fromkeys(dirs))
+
+
+def download_url(url: str, destination: Path) -> None:
+    """torch.hub's atomic download (temp file, then rename); a hook tests can replace."""
+    from torch.hub import download_url_to_file
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    download_url_to_file(url, str(destination), hash_prefix=None, progress=True)
+
+
+def resolve_facexlib_weights(weights: str | os.PathLike | None = None, search_dirs: Iterable[Path] = (),
+                             offline_ok: Optional[bool] = None) -> Path:
+    """Path of ``recognition_arcface_ir_se50.pth``: the given file, else the first hit in `facexlib_weight_dirs`,
+    else downloaded into ``~/.cache/lynx_ext/facexlib/`` (unless offline)."""
+    if weights is not None:
+        path = Path(os.path.expanduser(str(weights)))
+        if path.is_dir():
+            path = path / FACEXLIB_ARCFACE_FILE
+        if path.is_file():
+            return path
+        raise FaceModelsMissingError("facexlib ArcFace weights", path.name, path, FACEXLIB_ARCFACE_URL)
+    folders = facexlib_weight_dirs(search_dirs)
+    for folder in folders:
+        if (folder / FACEXLIB_ARCFACE_FILE).is_file():
+            return folder / FACEXLIB_ARCFACE_FILE
+    destination = cache_dir() / "facexlib" / FACEXLIB_ARCFACE_FILE
+    hint = "Searched: " + ", ".join(str(f) for f in folders) + "." if len(folders) > 1 else ""
+    if offline_mode(offline_ok):
+        raise FaceModelsMissingError("facexlib ArcFace weights", FACEXLIB_ARCFACE_FILE, destination,
+                                     FACEXLIB_ARCFACE_URL, hint=hint)
+    try:
+        download_url(FACEXLIB_ARCFACE_URL, destination)
+    except Exception as err:  # URLError, HTTPError, SSL errors, timeouts ...
+        raise FaceModelsMissingError("facexlib ArcFace weights", FACEXLIB_ARCFACE_FILE, destination,
+                                     FACEXLIB_ARCFACE_URL, hint=hint, cause=err) from err
+    return destination
+
+
+# --------------------------------------------------------------------------------------------- dlib model files
+def resolve_dlib_file(kind: str, model_dir: str | os.PathLike | None = None) -> Path:
+    """A dlib ``.dat`` file (``kind`` in `DLIB_FILES`) from ``model_dir`` or the ``face-recognition-models`` package.
+
+    That package is located without importing it (its ``__init__`` needs ``pkg_resources``).
+    """
+    name = DLIB_FILES[kind]
+    dirs = [Path(os.path.expanduser(str(model_dir)))] if model_dir is not None else []
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is not None and spec.submodule_search_locations:
+        dirs.append(Path(list(spec.submodule_search_locations)[0]) / "models")
+    for folder in dirs:
+        if (folder / name).is_file():
+            return folder / name
+    target = dirs[0] / name if dirs else Path("<model_dir>") / name
+    raise FaceModelsMissingError(
+        "dlib model", name, target, DLIB_URL.format(name=name),
+        hint="(bunzip2 it), or `pip install face-recognition-models`, which ships these files (CC0).",
+    )
