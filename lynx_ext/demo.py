@@ -20,7 +20,7 @@ def main(out_dir: str = "outputs/demo") -> int:
     from skimage import data
     from PIL import Image
 
-    from .inference.tiny_preset import TINY_SETTINGS, tiny_generator
+    from .inference.tiny_preset import tiny_generator
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -28,10 +28,7 @@ def main(out_dir: str = "outputs/demo") -> int:
     Image.fromarray(data.astronaut()).save(face_path)
     with contextlib.redirect_stdout(io.StringIO()):  # DiffSynth's loader is chatty
         gen = tiny_generator("full")
-    s = TINY_SETTINGS
-    result = gen.generate(face_path, "an astronaut smiling at the camera, portrait", seed=42, num_frames=s["num_frames"],
-                          height=s["height"], width=s["width"], fps=s["fps"],
-                          num_inference_steps=s["num_inference_steps"], sampler=s["sampler"], progress=True)
+    result = gen.generate(face_path, "an astronaut smiling at the camera, portrait", seed=42, progress=True)
     paths = result.save(out / "lynx_demo.mp4", overwrite=True)
     took = time.perf_counter() - t0
     print(f"\nDone in {took:.1f} s. Outputs:")

@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "folder, or hub:full / hub:lite (default: hub:<variant>)")
     add_alias_flag(model, "--face-models", default=None,
                    help="face model folder (insightface pack and/or recognition_arcface_ir_se50.pth)")
-    model.add_argument("--embedder", choices=("facexlib", "insightface"), default="facexlib",
-                       help="identity embedder (facexlib = the official one)")
+    model.add_argument("--embedder", choices=("facexlib", "insightface", "dlib"), default="facexlib",
+                       help="identity embedder (facexlib = the official one; dlib = the offline 128-d check model)")
     model.add_argument("--lora", action="append", default=[], metavar="PATH[:ALPHA]", help="LoRA, repeatable")
     run = p.add_argument_group("device and memory")
     run.add_argument("--device", default=None, help="cuda / cpu (default: cuda if available)")
@@ -147,7 +147,8 @@ def run(args) -> int:
     if args.preset == "tiny":
         from ..inference.tiny_preset import tiny_generator
 
-        gen = tiny_generator(variant=args.variant, loras=args.lora)
+        gen = tiny_generator(variant=args.variant, loras=args.lora, face_models=args.face_models,
+                             embedder=args.embedder if args.face_models else "insightface")
     else:
         id_paths = args.model_id_with_origin_paths.split(",") if args.model_id_with_origin_paths else None
         gen = LynxGenerator.from_pretrained(

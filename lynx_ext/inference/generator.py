@@ -126,6 +126,7 @@ class LynxGenerator:
     loras: list[LoraSpec] = field(default_factory=list)
     load_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    default_overrides: dict = field(default_factory=dict)  # e.g. the tiny preset's small sizes
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -244,7 +245,9 @@ class LynxGenerator:
         """Generate one video; unset options take the variant's official defaults."""
         from ..conditioners import load_image
 
-        d = VARIANTS[self.variant]
+        from dataclasses import replace
+
+        d = replace(VARIANTS[self.variant], **self.default_overrides)
         opts = dict(
             seed=d.seed if seed is None else seed, num_frames=num_frames or d.num_frames, height=height or d.height,
             width=width or d.width, fps=fps or d.fps, num_inference_steps=num_inference_steps or d.num_inference_steps,

@@ -36,8 +36,9 @@ def tiny_adapters(dit, variant: str, seed: int = 0):
     return adapters
 
 
-def tiny_generator(variant: str = "full", loras: Sequence[str] = (), home: Path | None = None):
-    """A `LynxGenerator` over tiny models (CPU, float32)."""
+def tiny_generator(variant: str = "full", loras: Sequence[str] = (), home: Path | None = None,
+                   face_models: str | None = None, embedder: str = "insightface"):
+    """A `LynxGenerator` over tiny models (CPU, float32); ``face_models`` replaces the stand-in face pack."""
     from ..conditioners import FaceAnalyzer
     from ..conditioners.standin_models import write_standin_pack
     from ..models.tiny import MANIFEST, build_tiny_wan, load_tiny_pipe
@@ -47,14 +48,14 @@ def tiny_generator(variant: str = "full", loras: Sequence[str] = (), home: Path 
     wan = home / "wan"
     if not (wan / MANIFEST).is_file():
         build_tiny_wan(wan)
-    faces = home / "faces"
-    if not (faces / "det_10g.onnx").is_file():
+    faces = Path(face_models) if face_models else home / "faces"
+    if face_models is None and not (faces / "det_10g.onnx").is_file():
         write_standin_pack(faces)
     pipe = load_tiny_pipe(wan)
-    face = FaceAnalyzer.from_options(models=str(faces), embedder="insightface", device="cpu")
+    face = FaceAnalyzer.from_options(models=str(faces), embedder=embedder, device="cpu")
     gen = LynxGenerator._assemble(pipe, variant, tiny_adapters(pipe.dit, variant), loras, None, "insightface", "cpu",
                                   [str(p) for p in sorted(wan.glob("*.safetensors"))], face=face)
     gen.adapter_source = "tiny random adapters (untrained)"
     gen.notes.append("tiny untrained model and stand-in face models: proves the installation, not quality")
-    gen.tiny_defaults = dict(TINY_SETTINGS)
+    gen.default_overrides = dict(TINY_SETTINGS)
     return gen
