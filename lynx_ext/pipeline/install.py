@@ -80,7 +80,8 @@ def install(
 
     Args:
         adapters: `LynxAdapters` for this DiT (see `load_lynx_adapters`).
-        id_scale, ref_scale: default branch scales (overridable per call).
+        id_scale: default ID-branch scale (overridable per call).
+        ref_scale: default Ref-branch scale (overridable per call).
         blocks: restrict both branches to these block indices (default: every adapted block).
         face_embedder: optional face analyzer (see `lynx_ext.conditioners`) used when a face *image* is given.
     """
