@@ -9,6 +9,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q -U pip
 	$(PIP) install -q -c constraints.txt -e '.[test,docs]'
+	$(PIP) install -q --no-deps facexlib==0.3.0  # reference for the IR-SE50 parity test only
 	touch $@
 
 demo: $(VENV)/.installed  ## offline default: tiny Wan + Lynx adapters + tiny face models, one short generation on CPU

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 from conftest import GEN
 
 from lynx_ext.extension import ENTRY_POINT_GROUP, LynxExtension, load_extensions
+
+SCRIPT = str(Path(sys.executable).with_name("diffsynth-ext"))  # the console script of this environment
 
 
 def test_entry_point_is_discoverable_and_cheap():
@@ -36,9 +39,9 @@ def test_extension_object_installs_and_uninstalls(tiny_pipe, tmp_path):
 
 
 def test_console_script():
-    listed = subprocess.run(["diffsynth-ext", "extensions"], capture_output=True, text=True)
+    listed = subprocess.run([SCRIPT, "extensions"], capture_output=True, text=True)
     assert listed.returncode == 0 and "lynx" in listed.stdout and "generate" in listed.stdout
-    missing = subprocess.run(["diffsynth-ext", "generate"], capture_output=True, text=True)
+    missing = subprocess.run([SCRIPT, "generate"], capture_output=True, text=True)
     assert missing.returncode == 2 and "--extension NAME is required" in missing.stderr
-    unknown = subprocess.run(["diffsynth-ext", "generate", "--extension", "nope"], capture_output=True, text=True)
+    unknown = subprocess.run([SCRIPT, "generate", "--extension", "nope"], capture_output=True, text=True)
     assert unknown.returncode == 2 and "No DiffSynth extension named 'nope'" in unknown.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ import torch
 from PIL import Image
 
 from lynx_ext.cli.generate import main as generate
+
+SCRIPT = str(Path(sys.executable).with_name("diffsynth-ext"))  # the console script of this environment
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,7 @@ def test_console_script_and_batch_mode(face_png, tmp_path, home):
     jobs = tmp_path / "jobs.yaml"
     jobs.write_text(f"- {{image: {face_png}, prompt: {prompts}, seed: 1}}\n- {{image: {face_png}, prompt: hello, seed: 2}}\n")
     env = dict(__import__("os").environ, LYNX_EXT_HOME=str(home))
-    proc = subprocess.run(["diffsynth-ext", "generate", "--extension", "lynx", "--batch", str(jobs), "--output-dir",
+    proc = subprocess.run([SCRIPT, "generate", "--extension", "lynx", "--batch", str(jobs), "--output-dir",
                            str(tmp_path / "out"), "--variant", "lite", *FAST], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     videos = sorted((tmp_path / "out").glob("*.mp4"))
