@@ -1,0 +1,8 @@
+"""Lightning callbacks for Lynx training (listed explicitly in recipes; nothing is auto-registered)."""
+from .adapter_export import AdapterExport
+from .ema import AdapterEMA
+from .face_similarity import FaceSimilarityValidation
+from .sample_videos import SampleVideos
+from .stage_schedule import StageSchedule
+
+__all__ = ["AdapterExport", "AdapterEMA", "SampleVideos", "FaceSimilarityValidation", "StageSchedule"]

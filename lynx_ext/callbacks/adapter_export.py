@@ -1,0 +1,67 @@
+"""Writes the trained adapters in the official file layout and in ours (atomically), every N steps and at the end."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import lightning.pytorch as pl
+
+from .ema import maybe_ema
+
+
+class AdapterExport(pl.Callback):
+    """Export ``pipe.lynx`` (the EMA weights when an `AdapterEMA` runs).
+
+    Writes ``{dirpath}/step-{N}/lynx_adapters.safetensors`` (our format, loadable by ``--adapters``) and
+    ``{dirpath}/step-{N}/lynx_{variant}/`` (the official layout), and refreshes ``{dirpath}/last/``.
+
+    Args:
+        dirpath: export folder (default: ``<trainer.default_root_dir>/adapters``).
+        every_n_train_steps: export period (0: only at the end).
+        formats: any of ``"lynx_ext"``, ``"official"``.
+        stage: a label stored in the file metadata (e.g. ``stage1_image``).
+    """
+
+    def __init__(self, dirpath: str | None = None, every_n_train_steps: int = 0,
+                 formats: Sequence[str] = ("lynx_ext", "official"), stage: str = ""):
+        bad = set(formats) - {"lynx_ext", "official"}
+        if bad:
+            raise ValueError(f"AdapterExport.formats: unknown {sorted(bad)}; use 'lynx_ext' and/or 'official'.")
+        self.dirpath, self.every = dirpath, int(every_n_train_steps)
+        self.formats, self.stage = tuple(formats), stage
+        self.last_export: Path | None = None
+
+    def folder(self, trainer) -> Path:
+        return Path(self.dirpath or Path(trainer.default_root_dir) / "adapters")
+
+    def export(self, trainer, pl_module) -> Path:
+        from ..adapters.official_format import save_official_folder
+
+        out = self.folder(trainer) / f"step-{trainer.global_step:07d}"
+        adapters = pl_module.pipe.lynx
+        meta = {"stage": self.stage, "step": trainer.global_step,
+                "recipe_fingerprint": pl_module.recipe_fingerprint(),
+                "base_model": json.dumps(pl_module.hparams.get("base", {}), default=str)}
+        with maybe_ema(trainer, pl_module):
+            if "lynx_ext" in self.formats:
+                adapters.save(out / "lynx_adapters.safetensors", metadata=meta)
+            if "official" in self.formats:
+                save_official_folder(adapters, out / f"lynx_{adapters.config.variant}")
+        last = self.folder(trainer) / "last"
+        tmp = self.folder(trainer) / ".last.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(out, tmp)
+        shutil.rmtree(last, ignore_errors=True)
+        tmp.rename(last)
+        self.last_export = out
+        return out
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.every and trainer.global_step % self.every == 0 and trainer.is_global_zero:
+            self.export(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            self.export(trainer, pl_module)

@@ -1,0 +1,67 @@
+"""Face-similarity validation: how much the generated faces resemble the conditioning faces."""
+from __future__ import annotations
+
+from typing import Optional
+
+import lightning.pytorch as pl
+import numpy as np
+
+from .ema import maybe_ema
+from .sampling import FacePair, SampleSettings, generate_pairs, load_analyzer
+
+
+class FaceSimilarityValidation(pl.Callback):
+    """Every ``every_n_train_steps``: generate each pair, embed the largest face of every frame with the
+    *evaluation* embedder and log ``val/face_similarity`` (mean cosine to the conditioning face) and
+    ``val/face_detect_rate``.
+
+    Args:
+        pairs: held-out ``[{image, prompt}, ...]``.
+        face_models / embedder / detector: the conditioning face stack (as the data was prepared).
+        eval_embedder / eval_detector: the evaluation face stack (default: the same).
+    """
+
+    def __init__(self, pairs: list[FacePair], every_n_train_steps: int = 500, face_models: Optional[str] = None,
+                 embedder: str = "facexlib", detector: str = "insightface", eval_embedder: Optional[str] = None,
+                 eval_detector: Optional[str] = None, settings: SampleSettings = SampleSettings()):
+        if not pairs:
+            raise ValueError("FaceSimilarityValidation needs at least one {image, prompt} pair.")
+        self.pairs, self.every, self.settings = pairs, int(every_n_train_steps), settings
+        self.face_models, self.embedder, self.detector = face_models, embedder, detector
+        self.eval_embedder, self.eval_detector = eval_embedder or embedder, eval_detector or detector
+        self._cond = self._eval = None
+        self.history: list[tuple[int, float, float]] = []
+
+    def evaluate(self, trainer, pl_module) -> tuple[float, float]:
+        from ..conditioners import NoFaceError
+
+        device = "cuda" if str(pl_module.device).startswith("cuda") else "cpu"
+        if self._cond is None:
+            self._cond = load_analyzer(self.face_models, self.embedder, self.detector, device)
+            same = (self.eval_embedder, self.eval_detector) == (self.embedder, self.detector)
+            self._eval = self._cond if same else load_analyzer(self.face_models, self.eval_embedder,
+                                                               self.eval_detector, device)
+        with maybe_ema(trainer, pl_module):
+            results = generate_pairs(pl_module, self.pairs, self._cond, self.settings)
+        sims, found, total = [], 0, 0
+        for k, (face, frames) in enumerate(results):
+            ref = self._eval.analyze(self.pairs[k].image if isinstance(self.pairs[k], FacePair)
+                                     else self.pairs[k]["image"]).embedding
+            for frame in frames:
+                total += 1
+                try:
+                    emb = self._eval.analyze(frame).embedding
+                except NoFaceError:
+                    continue
+                found += 1
+                sims.append(float(np.dot(emb, ref) / (np.linalg.norm(emb) * np.linalg.norm(ref))))
+        sim = float(np.mean(sims)) if sims else float("nan")
+        rate = found / max(total, 1)
+        self.history.append((trainer.global_step, sim, rate))
+        pl_module.log("val/face_similarity", sim, rank_zero_only=True)
+        pl_module.log("val/face_detect_rate", rate, rank_zero_only=True)
+        return sim, rate
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.every and trainer.global_step % self.every == 0 and trainer.is_global_zero:
+            self.evaluate(trainer, pl_module)

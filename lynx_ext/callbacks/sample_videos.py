@@ -1,0 +1,70 @@
+"""Sample videos for a fixed set of (face, prompt) pairs during training."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import lightning.pytorch as pl
+
+from .ema import maybe_ema
+from .sampling import FacePair, SampleSettings, generate_pairs, load_analyzer
+
+
+class SampleVideos(pl.Callback):
+    """Every ``every_n_train_steps`` (and at the end) write a contact sheet per pair to
+    ``<root>/samples/step-N/pair-K.png`` (EMA weights when available) and log it to TensorBoard if used.
+
+    Args:
+        pairs: ``[{image, prompt}, ...]``.
+        face_models / embedder / detector: the face stack that embeds the sample faces — it must be the embedder the
+            training data was prepared with.
+        settings: frames, size, steps, guidance of the samples.
+    """
+
+    def __init__(self, pairs: list[FacePair], every_n_train_steps: int = 500, face_models: Optional[str] = None,
+                 embedder: str = "facexlib", detector: str = "insightface", settings: SampleSettings = SampleSettings(),
+                 dirpath: Optional[str] = None):
+        if not pairs:
+            raise ValueError("SampleVideos needs at least one {image, prompt} pair.")
+        for p in pairs:
+            image = p.image if isinstance(p, FacePair) else p["image"]
+            if not Path(image).is_file():
+                raise FileNotFoundError(f"SampleVideos: face image {image} does not exist.")
+        self.pairs, self.every = pairs, int(every_n_train_steps)
+        self.face_models, self.embedder, self.detector = face_models, embedder, detector
+        self.settings, self.dirpath = settings, dirpath
+        self._analyzer = None
+        self.written: list[Path] = []
+
+    def analyzer(self, device: str):
+        if self._analyzer is None:
+            self._analyzer = load_analyzer(self.face_models, self.embedder, self.detector, device)
+        return self._analyzer
+
+    def run(self, trainer, pl_module) -> list[Path]:
+        from ..inference.outputs import contact_sheet, write_image
+
+        folder = Path(self.dirpath or Path(trainer.default_root_dir) / "samples") / f"step-{trainer.global_step:07d}"
+        device = "cuda" if str(pl_module.device).startswith("cuda") else "cpu"
+        with maybe_ema(trainer, pl_module):
+            results = generate_pairs(pl_module, self.pairs, self.analyzer(device), self.settings)
+        paths = []
+        for k, (face, frames) in enumerate(results):
+            sheet = contact_sheet(frames, face=face.aligned_112, thumb_width=128)
+            paths.append(write_image(sheet, folder / f"pair-{k}.png", overwrite=True))
+            logger = trainer.logger
+            if logger is not None and hasattr(getattr(logger, "experiment", None), "add_image"):
+                import numpy as np
+
+                logger.experiment.add_image(f"samples/pair-{k}", np.asarray(sheet), trainer.global_step,
+                                            dataformats="HWC")
+        self.written += paths
+        return paths
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.every and trainer.global_step % self.every == 0 and trainer.is_global_zero:
+            self.run(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            self.run(trainer, pl_module)

@@ -1,0 +1,39 @@
+"""``diffsynth-ext fit --extension lynx --config recipes/....yaml [--key value ...]`` (LightningCLI).
+
+The recipe is validated before any weight loads: an unknown or misspelt key fails, naming the key.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+
+def make_cli(args: list[str], run: bool = True):
+    from lightning.pytorch.cli import LightningCLI
+
+    from ..training.checkpoint_io import AtomicCheckpointIO
+    from ..training.datamodule import LynxDataModule
+    from ..training.module import LynxModule
+
+    class LynxCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser):
+            parser.link_arguments("model.seed", "data.seed")
+
+    trainer_defaults = {"plugins": [AtomicCheckpointIO()], "reload_dataloaders_every_n_epochs": 1,
+                        "use_distributed_sampler": False}
+    return LynxCLI(LynxModule, LynxDataModule, args=args, run=run, trainer_defaults=trainer_defaults,
+                   save_config_kwargs={"overwrite": True}, seed_everything_default=0,
+                   parser_kwargs={"prog": "diffsynth-ext fit --extension lynx"})
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        make_cli(["fit", *argv])
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    except Exception as err:  # noqa: BLE001
+        from .common import fail
+
+        return fail(err)
+    return 0

@@ -1,0 +1,1 @@
+"""Training the Lynx adapters with Lightning: data, packing, the module, recipes (``diffsynth-ext fit``)."""

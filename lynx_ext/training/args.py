@@ -1,0 +1,67 @@
+"""Typed argument groups of the training recipes (their attribute docstrings are the recipe documentation)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+
+@dataclass
+class BaseModelArgs:
+    """Where the frozen Wan2.1 base model comes from."""
+
+    preset: Literal["wan2.1-t2v-14b", "tiny", "custom"] = "wan2.1-t2v-14b"
+    """``wan2.1-t2v-14b`` (DiffSynth model ids), ``tiny`` (a tiny random Wan built on the fly), ``custom``
+    (``model_paths`` / ``model_id_with_origin_paths``)."""
+    model_paths: list[str] = field(default_factory=list)
+    """Local base-model files (DiffSynth ``ModelConfig(path=...)``)."""
+    model_id_with_origin_paths: list[str] = field(default_factory=list)
+    """DiffSynth spelling ``model_id:pattern`` (downloaded when online)."""
+    tokenizer_path: Optional[str] = None
+    dtype: Literal["bf16", "fp16", "fp32"] = "bf16"
+    """dtype of the frozen base model (the trainable weights follow the Trainer's precision)."""
+    tiny_dit: dict = field(default_factory=dict)
+    """``tiny`` only: WanModel keyword overrides (dim, num_layers, ...)."""
+    tiny_text_dim: int = 32
+
+
+@dataclass
+class AdapterArgs:
+    """The Lynx adapters being trained."""
+
+    variant: Literal["full", "lite"] = "full"
+    init_from: Optional[str] = None
+    """Adapter weights to start from (a stage-1 export: our ``.safetensors`` or an official-layout folder)."""
+    init: Literal["zero", "random"] = "zero"
+    """Fresh adapters: zero-initialised branches (training starts from the base model exactly) or random."""
+    num_registers: int = 16
+    """Register tokens of the full ID branch (the official code reads the count from its checkpoint)."""
+    embedding_dim: int = 512
+    """Face-embedding size fed to the resampler (512 for ArcFace, 128 for dlib's ResNet)."""
+    id_dim: Optional[int] = None
+    """Identity-token width (default: DiT dim for full, 2048 for lite, as official)."""
+    resampler_dim: int = 1280
+    resampler_depth: int = 4
+    resampler_heads: int = 20
+    resampler_dim_head: int = 64
+    num_queries: int = 16
+
+
+@dataclass
+class OptimArgs:
+    """AdamW with linear warm-up then a constant rate."""
+
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+
+
+@dataclass
+class LossArgs:
+    """DiffSynth's flow-matching loss: timesteps drawn in ``[min, max] * 1000`` of the training schedule,
+    MSE to ``noise - x0`` weighted by the schedule's training weight."""
+
+    min_timestep_boundary: float = 0.0
+    max_timestep_boundary: float = 1.0
+    timestep_weighting: bool = True
+    sigma_shift: float = 5.0

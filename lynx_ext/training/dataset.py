@@ -1,0 +1,147 @@
+"""`LynxTrainingDataset`: samples from a prepared cache (``diffsynth-ext prepare``) for adapter training."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .augment import AugmentArgs, DropoutArgs, draw_dropout, jitter_crop, perturb_embedding
+from .packing import latent_tokens
+
+
+@dataclass
+class SampleSpec:
+    """Frames, resolution buckets and stride of training samples."""
+
+    num_frames: int = 81
+    """Frames per video sample (4n+1; shorter videos use the longest 4n+1 prefix). Images are 1 frame."""
+    buckets: list[tuple[int, int]] = field(default_factory=lambda: [(480, 832)])
+    """(height, width) buckets (multiples of 16); each sample goes to the bucket nearest its aspect ratio."""
+    frame_stride: int = 1
+    images_only: bool = False
+    """Treat every sample as a single frame (stage-1 image pre-training; videos give their middle frame)."""
+
+
+def read_prepared(cache: str | Path) -> list[dict]:
+    """The ``status == "ok"`` rows of a prepared cache, in row order."""
+    cache = Path(cache)
+    path = cache / "prepared.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{cache} is not a prepared dataset (no prepared.jsonl). Run `diffsynth-ext prepare "
+                                "--extension lynx --dataset DIR --output {cache}` first.")
+    rows = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            rows[rec["id"]] = rec
+    ok = sorted((r for r in rows.values() if r.get("status") == "ok"), key=lambda r: r["row"])
+    if not ok:
+        raise ValueError(f"{path} has no usable rows (all {len(rows)} were bad); see bad_rows.jsonl.")
+    return ok
+
+
+def nearest_bucket(width: int, height: int, buckets) -> tuple[int, int]:
+    aspect = width / max(height, 1)
+    return min(buckets, key=lambda hw: abs(np.log((hw[1] / hw[0]) / aspect)))
+
+
+def resize_cover(image: Image.Image, height: int, width: int) -> Image.Image:
+    scale = max(width / image.width, height / image.height)
+    w, h = max(width, round(image.width * scale)), max(height, round(image.height * scale))
+    image = image.convert("RGB").resize((w, h), Image.BICUBIC)
+    x0, y0 = (w - width) // 2, (h - height) // 2
+    return image.crop((x0, y0, x0 + width, y0 + height))
+
+
+def to_tensor(images: list[Image.Image]) -> torch.Tensor:
+    arr = np.stack([np.asarray(im, dtype=np.float32) for im in images])  # [F, H, W, 3]
+    return torch.from_numpy(arr).permute(3, 0, 1, 2) / 127.5 - 1.0  # [3, F, H, W]
+
+
+class LynxTrainingDataset(torch.utils.data.Dataset):
+    """Each item: the target clip, its prompt and the identity conditioning (with augmentation and dropout).
+
+    Randomness is a pure function of ``(seed, epoch, index)``, so an interrupted run resumes exactly.
+    """
+
+    def __init__(self, cache: str | Path, spec: Optional[SampleSpec] = None, augment: Optional[AugmentArgs] = None,
+                 dropout: Optional[DropoutArgs] = None, seed: int = 0, rows: Optional[list[dict]] = None):
+        self.cache = Path(cache)
+        self.rows = rows if rows is not None else read_prepared(self.cache)
+        self.spec = spec or SampleSpec()
+        self.augment = augment or AugmentArgs()
+        self.dropout = dropout or DropoutArgs()
+        self.seed, self.epoch = int(seed), 0
+        by_identity: dict[str, list[int]] = {}
+        for i, r in enumerate(self.rows):
+            if r.get("identity"):
+                by_identity.setdefault(str(r["identity"]), []).append(i)
+        self.by_identity = by_identity
+        for spec_bucket in self.spec.buckets:
+            if spec_bucket[0] % 16 or spec_bucket[1] % 16:
+                raise ValueError(f"Bucket {spec_bucket} is not a multiple of 16 in height and width.")
+        if (self.spec.num_frames - 1) % 4:
+            raise ValueError(f"num_frames must be 4n+1, got {self.spec.num_frames}.")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    # ----------------------------------------------------------- geometry
+    def frames_of(self, row: dict) -> int:
+        if self.spec.images_only or row["media_type"] == "image":
+            return 1
+        avail = (int(row["num_frames"]) - 1) // self.spec.frame_stride + 1
+        n = min(self.spec.num_frames, avail)
+        return (n - 1) // 4 * 4 + 1
+
+    def size_of(self, row: dict) -> tuple[int, int]:
+        return nearest_bucket(int(row["width"]), int(row["height"]), self.spec.buckets)
+
+    def token_counts(self) -> list[int]:
+        return [latent_tokens(self.frames_of(r), *self.size_of(r)) for r in self.rows]
+
+    # -------------------------------------------------------------- items
+    def rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def __getitem__(self, index: int) -> dict:
+        from .data.media import load_frames
+
+        row = self.rows[index]
+        rng = self.rng(index)
+        f = self.frames_of(row)
+        h, w = self.size_of(row)
+        if row["media_type"] == "image":
+            indices = [0]
+        elif f == 1:
+            indices = [int(row["num_frames"]) // 2]
+        else:
+            span = (f - 1) * self.spec.frame_stride + 1
+            start = int(rng.integers(0, int(row["num_frames"]) - span + 1))
+            indices = list(range(start, start + span, self.spec.frame_stride))
+        frames = [resize_cover(im, h, w) for im in load_frames(row["media"], indices)]
+        source = row
+        others = [j for j in self.by_identity.get(str(row.get("identity")), []) if j != index]
+        if others and rng.random() < self.augment.cross_sample_identity:
+            source = self.rows[int(rng.choice(others))]
+        embeds = np.load(self.cache / source["embedding"]).astype(np.float32)
+        k = int(rng.integers(0, embeds.shape[0]))
+        embedding = perturb_embedding(embeds[k], rng, self.augment.embed_noise)
+        crop = Image.open(self.cache / source["ref_crops"][k]).convert("RGB")
+        crop = jitter_crop(crop, rng, self.augment)
+        drop = draw_dropout(rng, self.dropout)
+        return {
+            "id": row["id"], "video": to_tensor(frames), "prompt": "" if drop["text"] else row["prompt"],
+            "id_embed": torch.zeros_like(torch.from_numpy(embedding)) if drop["face"] else torch.from_numpy(embedding),
+            "ref_crop": crop, "drop_ref": drop["ref"], "identity": row.get("identity"),
+        }
+
+
+def collate_pack(items: list[dict]) -> list[dict]:
+    """A pack stays a list of samples of different sizes."""
+    return items

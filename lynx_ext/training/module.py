@@ -1,0 +1,204 @@
+"""`LynxModule`: Lightning training of the Lynx adapters on a frozen DiffSynth Wan2.1 pipeline.
+
+The pipe is built in ``configure_model`` (never in ``__init__``, so recipes parse and validate without loading
+weights) and the extension is installed through its registered entry point. A training step packs the pack's
+samples into one DiT sequence (`packed_forward`) and applies DiffSynth's flow-matching loss per sample.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import lightning.pytorch as pl
+import torch
+
+from .args import AdapterArgs, BaseModelArgs, LossArgs, OptimArgs
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+class LynxTrainingError(RuntimeError):
+    """Training cannot continue (the message says why and what to do)."""
+
+
+class LynxModule(pl.LightningModule):
+    """Trains ``pipe.lynx`` (and optionally a LoRA on, or all of, the DiT) with DiffSynth's flow-matching loss.
+
+    Args:
+        base: the frozen Wan2.1 base model.
+        adapters: the adapters being trained (variant, shape, ``init_from``).
+        optim: optimiser settings.
+        loss: timestep range and weighting.
+        lora_rank: > 0 adds a peft LoRA of this rank on ``lora_target_modules`` of the DiT, trained too.
+        lora_target_modules: comma-separated DiT module names (DiffSynth's convention).
+        train_dit: also train the whole DiT (small-model experiments only).
+        gradient_checkpointing: recompute DiT blocks in ``backward()`` (torch's non-reentrant checkpointing).
+        seed: the seed every per-step random draw (timesteps, noise, reference samples) derives from.
+    """
+
+    def __init__(
+        self,
+        base: BaseModelArgs = BaseModelArgs(),
+        adapters: AdapterArgs = AdapterArgs(),
+        optim: OptimArgs = OptimArgs(),
+        loss: LossArgs = LossArgs(),
+        lora_rank: int = 0,
+        lora_target_modules: str = "q,k,v,o,ffn.0,ffn.2",
+        train_dit: bool = False,
+        gradient_checkpointing: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.base, self.adapter_args, self.optim_args, self.loss_args = base, adapters, optim, loss
+        self.lora_rank, self.lora_target_modules = int(lora_rank), lora_target_modules
+        self.train_dit, self.gradient_checkpointing, self.seed = train_dit, gradient_checkpointing, int(seed)
+        if adapters.init_from is not None and not Path(adapters.init_from).exists():
+            raise FileNotFoundError(
+                f"adapters.init_from = {adapters.init_from} does not exist. A stage-2 recipe starts from the stage-1 "
+                "export: run stage 1 first (its AdapterExport callback writes it) or fix the path.")
+        self.save_hyperparameters({"base": asdict(base), "adapters": asdict(adapters), "optim": asdict(optim),
+                                   "loss": asdict(loss), "lora_rank": lora_rank, "train_dit": train_dit})
+        self.strict_loading = False  # checkpoints hold only the trained weights
+        self.pipe = None
+        self._contexts: dict[str, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ model
+    def recipe_fingerprint(self) -> str:
+        """Identifies what is being trained; a checkpoint of another recipe is refused on resume."""
+        key = {"base": asdict(self.base), "adapters": {k: v for k, v in asdict(self.adapter_args).items()
+                                                        if k != "init_from"},
+               "lora_rank": self.lora_rank, "lora_target_modules": self.lora_target_modules,
+               "train_dit": self.train_dit}
+        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def configure_model(self) -> None:
+        if self.pipe is not None:
+            return
+        from ..extension import load_extensions
+        from .build import build_adapter_config, build_pipe
+
+        pipe = build_pipe(self.base, device="cpu")
+        ext = load_extensions()["lynx"]
+        a = self.adapter_args
+        if a.init_from:
+            ext.install(pipe, a.init_from, variant=a.variant)
+        else:
+            ext.install(pipe, None, config=build_adapter_config(pipe.dit, a), init=a.init)
+        pipe.scheduler.set_timesteps(1000, training=True, shift=self.loss_args.sigma_shift)
+        pipe.requires_grad_(False)
+        pipe.eval()
+        pipe.lynx.float().requires_grad_(True).train()  # trainable weights in fp32 (mixed precision computes bf16)
+        if self.lora_rank > 0:
+            from peft import LoraConfig, inject_adapter_in_model
+
+            cfg = LoraConfig(r=self.lora_rank, lora_alpha=self.lora_rank,
+                             target_modules=[m.strip() for m in self.lora_target_modules.split(",")])
+            inject_adapter_in_model(cfg, pipe.dit)
+            for name, p in pipe.dit.named_parameters():
+                if "lora_" in name:
+                    p.data = p.data.float()
+                    p.requires_grad_(True)
+        if self.train_dit:
+            pipe.dit.float().requires_grad_(True).train()
+        self.pipe = pipe
+
+    def configure_callbacks(self):
+        from .data_progress import DataProgress
+
+        return [DataProgress()]
+
+    def trainable_named_parameters(self):
+        return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+
+    def configure_optimizers(self):
+        params = [p for _, p in self.trainable_named_parameters()]
+        if not params:
+            raise LynxTrainingError("Nothing to train: no parameter requires gradients.")
+        o = self.optim_args
+        opt = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
+        warm = max(0, int(o.warmup_steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------------- step
+    def step_generator(self) -> torch.Generator:
+        rank = self.global_rank if self.trainer is not None else 0
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + int(self.global_step) * 101 + rank)
+
+    def context(self, prompt: str) -> torch.Tensor:
+        if prompt not in self._contexts:
+            from ..pipeline.units import encode_prompt
+
+            with torch.no_grad():
+                self._contexts[prompt] = encode_prompt(self.pipe, prompt).detach()
+        return self._contexts[prompt]
+
+    def pack_loss(self, pack: list[dict], generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Mean over the pack's samples of DiffSynth's weighted flow-matching loss, in one packed DiT forward."""
+        from ..conditioners.vae_sample import sample_reference_latent
+        from ..pipeline.packed_forward import packed_forward
+
+        pipe, lynx = self.pipe, self.pipe.lynx
+        g = generator or self.step_generator()
+        dev, dt = pipe.device, pipe.torch_dtype
+        sched = pipe.scheduler
+        lo = int(self.loss_args.min_timestep_boundary * len(sched.timesteps))
+        hi = max(lo + 1, int(self.loss_args.max_timestep_boundary * len(sched.timesteps)))
+        noisy, targets, weights, timesteps, contexts, tokens, refs = [], [], [], [], [], [], []
+        for sample in pack:
+            with torch.no_grad():
+                video = sample["video"].to(device=dev, dtype=dt)
+                latents = pipe.vae.encode([video], device=dev).to(device=dev, dtype=dt)
+            t = sched.timesteps[int(torch.randint(lo, hi, (1,), generator=g))]
+            noise = torch.randn(latents.shape, generator=g).to(device=dev, dtype=dt)
+            noisy.append(sched.add_noise(latents, noise, t))
+            targets.append(sched.training_target(latents, noise, t))
+            weights.append(sched.training_weight(t) if self.loss_args.timestep_weighting else 1.0)
+            timesteps.append(float(t))
+            contexts.append(self.context(sample["prompt"]))
+            embed = torch.as_tensor(sample["id_embed"]).to(device=dev, dtype=torch.float32)[None]
+            tokens.append(lynx.encode_identity(embed))
+            if lynx.config.has_ref:
+                ref_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+                refs.append(sample_reference_latent(pipe.vae, sample["ref_crop"], ref_seed, dev, dt,
+                                                    drop=bool(sample.get("drop_ref"))))
+        feats, ref_lens = None, None
+        if refs:
+            with torch.no_grad():
+                ref_ctx = self.context("image of a face")
+                feats, ref_lens = packed_forward(pipe.dit, lynx, refs, torch.zeros(1), [ref_ctx] * len(refs),
+                                                 capture=True)
+                feats = {b: f.detach() for b, f in feats.items()}
+        preds = packed_forward(pipe.dit, lynx, noisy, torch.tensor(timesteps), contexts, id_tokens=tokens,
+                               ref_features=feats, ref_lens=ref_lens,
+                               use_gradient_checkpointing=self.gradient_checkpointing and self.training)
+        losses = [torch.nn.functional.mse_loss(p.float(), tgt.float()) * w for p, tgt, w in zip(preds, targets, weights)]
+        return torch.stack(losses).mean()
+
+    def training_step(self, batch: list[dict], batch_idx: int):
+        loss = self.pack_loss(batch)
+        if not torch.isfinite(loss):
+            raise LynxTrainingError(
+                f"The loss became {loss.item()} at step {self.global_step}; training stopped. The last good checkpoint "
+                "is kept. Lower optim.lr, check the data, or use precision bf16-mixed instead of fp16.")
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
+        self.log("train/pack_size", float(len(batch)), batch_size=len(batch))
+        return loss
+
+    # -------------------------------------------------------- checkpointing
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        keep = {n for n, _ in self.trainable_named_parameters()}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        checkpoint["lynx_recipe_fingerprint"] = self.recipe_fingerprint()
+        checkpoint["lynx_adapter_config"] = self.pipe.lynx.config.to_json()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        mine, theirs = self.recipe_fingerprint(), checkpoint.get("lynx_recipe_fingerprint")
+        if theirs != mine:
+            raise LynxTrainingError(
+                f"This checkpoint was written by another recipe (fingerprint {theirs}, this recipe {mine}): its model, "
+                "adapters or LoRA settings differ. Resume with the recipe that wrote it, or start this recipe from "
+                "its exported adapters with adapters.init_from.")
