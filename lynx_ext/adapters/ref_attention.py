@@ -10,6 +10,7 @@ import torch
 from diffsynth.models.wan_video_dit import rope_apply
 
 from .handle import AdapterHandle
+from .id_attention import branch_dtype
 from .segment_attention import segment_attention
 
 
@@ -35,12 +36,13 @@ def ref_self_attention_forward(self, x: torch.Tensor, freqs: torch.Tensor, *, ha
         and state.ref_scale != 0
         and state.block_active(block)
     ):
-        feat = state.ref_features[block].to(dtype=x.dtype, device=x.device)
-        ref_k = self.norm_k(layer.to_k_ref(feat))
+        feat = state.ref_features[block].to(dtype=branch_dtype(layer.to_k_ref, x), device=x.device)
         ref_v = layer.to_v_ref(feat)
+        ref_k = self.norm_k(layer.to_k_ref(feat)).to(ref_v.dtype)
+        q_b = q.to(ref_v.dtype)
         if seg is None:
-            ref_out = segment_attention(q, ref_k, ref_v, self.num_heads)
+            ref_out = segment_attention(q_b, ref_k, ref_v, self.num_heads)
         else:
-            ref_out = segment_attention(q, ref_k, ref_v, self.num_heads, seg.video_lens, state.ref_lens)
+            ref_out = segment_attention(q_b, ref_k, ref_v, self.num_heads, seg.video_lens, state.ref_lens)
         out = out + state.ref_scale * ref_out.to(out.dtype)
     return self.o(out)

@@ -19,6 +19,11 @@ def make_cli(args: list[str], run: bool = True):
         def add_arguments_to_parser(self, parser):
             parser.link_arguments("model.seed", "data.seed")
 
+        def _parse_ckpt_path(self) -> None:
+            # LightningCLI would silently replace the recipe by the checkpoint's hyper-parameters. The recipe stays
+            # the source of truth; `LynxModule.on_load_checkpoint` refuses a checkpoint written by another recipe.
+            return
+
     trainer_defaults = {"plugins": [AtomicCheckpointIO()], "reload_dataloaders_every_n_epochs": 1,
                         "use_distributed_sampler": False}
     return LynxCLI(LynxModule, LynxDataModule, args=args, run=run, trainer_defaults=trainer_defaults,

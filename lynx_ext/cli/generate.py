@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="face model folder (insightface pack and/or recognition_arcface_ir_se50.pth)")
     model.add_argument("--embedder", choices=("facexlib", "insightface", "dlib"), default="facexlib",
                        help="identity embedder (facexlib = the official one; dlib = the offline 128-d check model)")
+    model.add_argument("--detector", choices=("insightface", "dlib"), default=None,
+                       help="face detector (default insightface SCRFD; dlib = offline HOG + 68 landmarks)")
     model.add_argument("--lora", action="append", default=[], metavar="PATH[:ALPHA]", help="LoRA, repeatable")
     run = p.add_argument_group("device and memory")
     run.add_argument("--device", default=None, help="cuda / cpu (default: cuda if available)")
@@ -147,14 +149,15 @@ def run(args) -> int:
     if args.preset == "tiny":
         from ..inference.tiny_preset import tiny_generator
 
-        gen = tiny_generator(variant=args.variant, loras=args.lora, face_models=args.face_models,
-                             embedder=args.embedder if args.face_models else "insightface")
+        embedder = args.embedder if (args.face_models or args.embedder == "dlib") else "insightface"
+        gen = tiny_generator(variant=args.variant, loras=args.lora, face_models=args.face_models, embedder=embedder,
+                             detector=args.detector, adapters=args.adapters)
     else:
         id_paths = args.model_id_with_origin_paths.split(",") if args.model_id_with_origin_paths else None
         gen = LynxGenerator.from_pretrained(
             variant=args.variant, base=args.preset, adapters=args.adapters, model_paths=args.model_paths,
             model_id_with_origin_paths=id_paths, tokenizer_path=args.tokenizer_path, face_models=args.face_models,
-            embedder=args.embedder, loras=args.lora, device=args.device, dtype=args.dtype, vram_limit=args.vram_limit,
+            embedder=args.embedder, detector=args.detector, loras=args.lora, device=args.device, dtype=args.dtype, vram_limit=args.vram_limit,
             offload=args.offload, fp8=args.fp8)
     for job, out in zip(jobs, planned):
         t0 = time.perf_counter()

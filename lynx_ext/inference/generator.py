@@ -140,6 +140,7 @@ class LynxGenerator:
         tokenizer_path: Optional[str] = None,
         face_models: Optional[str] = None,
         embedder: str = "facexlib",
+        detector: Optional[str] = None,
         loras: Sequence[str | LoraSpec] = (),
         device: Optional[str] = None,
         dtype: str = "bf16",
@@ -191,8 +192,9 @@ class LynxGenerator:
         files = []
         for c in configs:
             files += c.path if isinstance(c.path, list) else [c.path]
+        face = load_face_analyzer(face_models, embedder, device, detector)
         gen = cls._assemble(pipe, variant, adapters or f"hub:{variant}", loras, face_models, embedder, device,
-                            [str(f) for f in files if f])
+                            [str(f) for f in files if f], face=face)
         if vram:
             enable_adapter_vram_management(pipe, offload_dtype=vram["offload_dtype"], vram_limit=vram_limit)
         gen.load_seconds = time.perf_counter() - t0
@@ -349,10 +351,11 @@ def machine_info(pipe) -> dict:
     return info
 
 
-def load_face_analyzer(face_models: Optional[str], embedder: str, device: str):
+def load_face_analyzer(face_models: Optional[str], embedder: str, device: str, detector: Optional[str] = None):
     from ..conditioners import FaceAnalyzer
 
-    return FaceAnalyzer.from_options(models=face_models, embedder=embedder, device=device)
+    return FaceAnalyzer.from_options(models=face_models, embedder=embedder, device=device,
+                                     detector=detector or "insightface")
 
 
 def _version() -> str:

@@ -37,7 +37,8 @@ def tiny_adapters(dit, variant: str, seed: int = 0):
 
 
 def tiny_generator(variant: str = "full", loras: Sequence[str] = (), home: Path | None = None,
-                   face_models: str | None = None, embedder: str = "insightface"):
+                   face_models: str | None = None, embedder: str = "insightface", detector: str | None = None,
+                   adapters: str | None = None):
     """A `LynxGenerator` over tiny models (CPU, float32); ``face_models`` replaces the stand-in face pack."""
     from ..conditioners import FaceAnalyzer
     from ..conditioners.standin_models import write_standin_pack
@@ -48,14 +49,18 @@ def tiny_generator(variant: str = "full", loras: Sequence[str] = (), home: Path 
     wan = home / "wan"
     if not (wan / MANIFEST).is_file():
         build_tiny_wan(wan)
+    detector = detector or ("dlib" if embedder == "dlib" and face_models is None else "insightface")
     faces = Path(face_models) if face_models else home / "faces"
-    if face_models is None and not (faces / "det_10g.onnx").is_file():
+    if face_models is None and detector == "insightface" and not (faces / "det_10g.onnx").is_file():
         write_standin_pack(faces)
     pipe = load_tiny_pipe(wan)
-    face = FaceAnalyzer.from_options(models=str(faces), embedder=embedder, device="cpu")
-    gen = LynxGenerator._assemble(pipe, variant, tiny_adapters(pipe.dit, variant), loras, None, "insightface", "cpu",
+    face = FaceAnalyzer.from_options(models=str(faces) if detector == "insightface" or face_models else None,
+                                     embedder=embedder, detector=detector, device="cpu")
+    weights = adapters if adapters is not None else tiny_adapters(pipe.dit, variant)
+    gen = LynxGenerator._assemble(pipe, variant, weights, loras, None, embedder, "cpu",
                                   [str(p) for p in sorted(wan.glob("*.safetensors"))], face=face)
-    gen.adapter_source = "tiny random adapters (untrained)"
+    if adapters is None:
+        gen.adapter_source = "tiny random adapters (untrained)"
     gen.notes.append("tiny untrained model and stand-in face models: proves the installation, not quality")
     gen.default_overrides = dict(TINY_SETTINGS)
     return gen

@@ -1,7 +1,6 @@
 """`LynxTrainingDataset`: samples from a prepared cache (``diffsynth-ext prepare``) for adapter training."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -25,23 +24,21 @@ class SampleSpec:
     frame_stride: int = 1
     images_only: bool = False
     """Treat every sample as a single frame (stage-1 image pre-training; videos give their middle frame)."""
+    ref_size: int = 256
+    """Side of the reference crop fed to the VAE (official: 256; smaller only for quick experiments)."""
 
 
-def read_prepared(cache: str | Path) -> list[dict]:
-    """The ``status == "ok"`` rows of a prepared cache, in row order."""
+def usable_rows(cache: str | Path) -> list[dict]:
+    """The ``status == "ok"`` rows of a prepared cache, in row order (a clear error if there are none)."""
+    from .data.prepare import read_prepared
+
     cache = Path(cache)
-    path = cache / "prepared.jsonl"
-    if not path.is_file():
+    if not (cache / "prepared.jsonl").is_file():
         raise FileNotFoundError(f"{cache} is not a prepared dataset (no prepared.jsonl). Run `diffsynth-ext prepare "
-                                "--extension lynx --dataset DIR --output {cache}` first.")
-    rows = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            rows[rec["id"]] = rec
-    ok = sorted((r for r in rows.values() if r.get("status") == "ok"), key=lambda r: r["row"])
+                                f"--extension lynx --dataset DIR --output {cache}` first.")
+    ok = sorted(read_prepared(cache), key=lambda r: r["row"])
     if not ok:
-        raise ValueError(f"{path} has no usable rows (all {len(rows)} were bad); see bad_rows.jsonl.")
+        raise ValueError(f"{cache}/prepared.jsonl has no usable rows; see bad_rows.jsonl for why.")
     return ok
 
 
@@ -72,7 +69,7 @@ class LynxTrainingDataset(torch.utils.data.Dataset):
     def __init__(self, cache: str | Path, spec: Optional[SampleSpec] = None, augment: Optional[AugmentArgs] = None,
                  dropout: Optional[DropoutArgs] = None, seed: int = 0, rows: Optional[list[dict]] = None):
         self.cache = Path(cache)
-        self.rows = rows if rows is not None else read_prepared(self.cache)
+        self.rows = rows if rows is not None else usable_rows(self.cache)
         self.spec = spec or SampleSpec()
         self.augment = augment or AugmentArgs()
         self.dropout = dropout or DropoutArgs()
@@ -134,6 +131,8 @@ class LynxTrainingDataset(torch.utils.data.Dataset):
         embedding = perturb_embedding(embeds[k], rng, self.augment.embed_noise)
         crop = Image.open(self.cache / source["ref_crops"][k]).convert("RGB")
         crop = jitter_crop(crop, rng, self.augment)
+        if crop.size != (self.spec.ref_size, self.spec.ref_size):
+            crop = crop.resize((self.spec.ref_size, self.spec.ref_size), Image.BICUBIC)
         drop = draw_dropout(rng, self.dropout)
         return {
             "id": row["id"], "video": to_tensor(frames), "prompt": "" if drop["text"] else row["prompt"],

@@ -60,6 +60,10 @@ class TokenBudgetBatchSampler:
 
     def _mine(self) -> list[list[int]]:
         packs = self.packs()
+        while len(packs) < self.num_replicas and any(len(p) > 1 for p in packs):
+            big = max(range(len(packs)), key=lambda k: len(packs[k]))  # give every rank work: split the largest
+            p = packs.pop(big)
+            packs[big:big] = [p[: len(p) // 2], p[len(p) // 2:]]
         per_rank = len(packs) // self.num_replicas if self.num_replicas > 1 else len(packs)
         return packs[self.rank::self.num_replicas][:per_rank]
 

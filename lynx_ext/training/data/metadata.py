@@ -76,7 +76,8 @@ def find_metadata(dataset_dir: str | os.PathLike, metadata: str | os.PathLike | 
         if not path.is_file() and not path.is_absolute() and (folder / path).is_file():
             path = folder / path
         if not path.is_file():
-            raise DatasetError(f"Metadata file {metadata} does not exist (looked in the current folder and in {folder}).")
+            raise DatasetError(f"Metadata file {metadata} does not exist (looked in the current folder and in "
+                               f"{folder}).")
         if path.suffix.lower() not in (".csv", ".jsonl"):
             raise DatasetError(f"Metadata file {path} must be .csv or .jsonl (got {path.suffix or 'no suffix'!r}).")
         return path
@@ -179,7 +180,8 @@ def _read_jsonl(path: Path) -> list[dict]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise DatasetError(f"{path}, line {number}: not valid JSON ({err.msg}). Each line must be one object.") from err
+            raise DatasetError(f"{path}, line {number}: not valid JSON ({err.msg}). Each line must be one JSON "
+                               "object.") from err
         if not isinstance(record, dict):
             raise DatasetError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}.")
         lowered = {str(k).strip().lower(): v for k, v in record.items()}

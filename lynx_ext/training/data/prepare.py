@@ -183,7 +183,8 @@ def _run(todo: list[MetadataRow], out: Path, analyzer, summary: PrepareSummary, 
     pending: list[dict] = []  # rows that failed unexpectedly; written once a row succeeds or fails normally
     with open(out / PREPARED_NAME, "a", encoding="utf-8") as prepared, \
             open(out / BAD_ROWS_NAME, "a", encoding="utf-8") as bad_log:
-        bar = tqdm(todo, desc="prepare", unit="row", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(todo, desc="prepare", unit="row", total=summary.rows, initial=summary.rows - len(todo),
+                   disable=not progress, file=sys.stderr, dynamic_ncols=True)
         for row in bar:
             rec = _empty_record(row)
             embeds, crops, unexpected = None, [], None
@@ -357,7 +358,8 @@ def _load_done(out: Path, notes: list[str], repair: bool = True) -> dict[str, di
         return {}
     done: dict[str, dict] = {}
     good_lines, damaged = [], 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for line in text.splitlines():
         if not line.strip():
             continue
         try:
@@ -369,9 +371,10 @@ def _load_done(out: Path, notes: list[str], repair: bool = True) -> dict[str, di
             continue
         done[rec["id"]] = rec
         good_lines.append(line)
-    if damaged and repair:
+    if repair and (damaged or (text and not text.endswith("\n"))):
         write_text_atomic(path, "".join(line + "\n" for line in good_lines))
-        notes.append(f"note: dropped {damaged} damaged or duplicate line(s) from {path}; those rows are redone.")
+        if damaged:
+            notes.append(f"note: dropped {damaged} damaged or duplicate line(s) from {path}; those rows are redone.")
     return done
 
 

@@ -1,0 +1,69 @@
+"""``diffsynth-ext prepare --extension lynx --dataset DIR --output DIR [options]``: cache faces for training."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional
+
+from .common import add_alias_flag, fail
+
+EPILOG = """examples:
+  diffsynth-ext prepare --extension lynx --dataset data/clips --output cache/clips --face-models ~/models/buffalo_l
+  diffsynth-ext prepare --extension lynx --dataset data/clips --metadata data/clips/train.jsonl --output cache/train
+  diffsynth-ext prepare --extension lynx --dataset data/clips --output cache/check \\
+      --detector dlib --embedder dlib --limit 20      # offline check, no downloads
+
+The dataset folder holds metadata.csv or metadata.jsonl with the columns video|image|media, prompt|caption and the
+optional id_image (one or more paths separated by '|') and identity. Running the same command again resumes: rows
+already in OUTPUT/prepared.jsonl are skipped. See docs/training_data.md.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="diffsynth-ext prepare --extension lynx", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Detect, align and embed the identity image(s) of every dataset row "
+                                            "once and cache embeddings, 256-px reference crops and media info.")
+    data = p.add_argument_group("dataset and cache")
+    data.add_argument("--dataset", required=True, help="dataset folder (media paths are relative to it)")
+    data.add_argument("--metadata", default=None,
+                      help="metadata .csv/.jsonl (default: the folder's metadata.csv or metadata.jsonl)")
+    data.add_argument("--output", required=True, help="cache folder; an existing cache of the same setup is resumed")
+    data.add_argument("--limit", type=int, default=None, help="only the first N metadata rows")
+    data.add_argument("--overwrite", action="store_true", help="delete this folder's cache files and start fresh")
+    face = p.add_argument_group("face models")
+    add_alias_flag(face, "--face-models", default=None,
+                   help="face model folder (insightface pack and/or recognition_arcface_ir_se50.pth); "
+                        "default ~/.insightface/models/buffalo_l and the facexlib cache")
+    face.add_argument("--embedder", choices=("facexlib", "insightface", "dlib"), default="facexlib",
+                      help="identity embedder: facexlib = the official one (default); dlib = offline 128-d check model")
+    face.add_argument("--detector", choices=("insightface", "dlib"), default="insightface",
+                      help="face detector: insightface SCRFD = official (default); dlib HOG needs no download")
+    face.add_argument("--device", default=None, help="cpu / cuda / cuda:N (default: cuda if available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (the summary is still printed)")
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted; the rows finished so far are in the cache. Run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - every fatal failure becomes one clear line and a non-zero exit
+        return fail(err)
+
+
+def run(args) -> int:
+    from ..training.data.prepare import prepare_dataset
+
+    if args.limit is not None and args.limit < 0:
+        raise ValueError(f"--limit must be >= 0, got {args.limit}.")
+    if args.device is not None and not str(args.device).startswith(("cpu", "cuda")):
+        raise ValueError(f"--device {args.device!r}: use cpu, cuda or cuda:N.")
+    prepare_dataset(args.dataset, args.output, metadata=args.metadata, face_models=args.face_models,
+                    embedder=args.embedder, detector=args.detector, device=args.device, limit=args.limit,
+                    overwrite=args.overwrite, progress=not args.quiet, verbose=True)
+    return 0

@@ -1,0 +1,223 @@
+"""Training the adapters: recipes, the fit CLI, what changes, exports, resumption, packing, DDP, bad input."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "recipes" / "tiny" / "tiny_cpu.yaml"
+SCRIPT = str(Path(sys.executable).with_name("diffsynth-ext"))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    from lynx_ext.training.data.prepare import prepare_dataset
+    from lynx_ext.training.tiny_data import build_tiny_dataset
+
+    root = tmp_path_factory.mktemp("tiny_data")
+    dataset = build_tiny_dataset(root / "dataset")
+    prepare_dataset(dataset, root / "prepared", embedder="dlib", detector="dlib", device="cpu", progress=False,
+                    verbose=False)
+    return root / "prepared"
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("LYNX_EXT_HOME", str(tmp_path_factory.getbasetemp() / "lynx_home"))
+
+
+def fit(args: list[str], run: bool = True):
+    from lynx_ext.cli.fit import make_cli
+
+    return make_cli(["fit", "--config", str(TINY), *args] if run else ["--config", str(TINY), *args], run=run)
+
+
+def base_args(cache, root, steps=2, budget=None):
+    args = ["--data.cache", str(cache), "--trainer.default_root_dir", str(root), "--trainer.max_steps", str(steps),
+            "--trainer.enable_progress_bar", "false"]
+    if budget:
+        args += ["--data.token_budget", str(budget)]
+    return args
+
+
+def recipes():
+    return sorted(ROOT.glob("recipes/**/*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", recipes(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_recipe_parses_and_instantiates(recipe, tmp_path):
+    from lynx_ext.cli.fit import make_cli
+
+    config = yaml.safe_load(recipe.read_text())
+    overrides = ["--config", str(recipe), "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+                 "--trainer.strategy", "auto", "--trainer.default_root_dir", str(tmp_path)]
+    init_from = config.get("model", {}).get("adapters", {}).get("init_from")
+    if "stage2" in recipe.name:
+        assert init_from, f"{recipe} is a stage-2 recipe but sets no model.adapters.init_from"
+    if init_from:
+        fake = tmp_path / "stage1.safetensors"
+        fake.write_bytes(b"")
+        overrides += ["--model.adapters.init_from", str(fake)]
+    cli = make_cli(overrides, run=False)
+    assert cli.model.pipe is None  # nothing heavy was loaded
+    assert cli.datamodule.token_budget > 0
+
+
+def test_unknown_recipe_key_fails_before_loading(tmp_path, capsys):
+    from lynx_ext.cli.fit import main
+
+    bad = tmp_path / "typo.yaml"
+    text = TINY.read_text().replace("    lr: 1.0e-3", "    lr: 1.0e-3\n    learnig_rate: 2.0")
+    bad.write_text(text)
+    rc = main(["--config", str(bad)])
+    assert rc != 0
+    assert "learnig_rate" in capsys.readouterr().err
+
+
+def test_stage2_with_missing_stage1_export(tmp_path, cache, capsys):
+    from lynx_ext.cli.fit import main
+
+    rc = main(["--config", str(TINY), *base_args(cache, tmp_path), "--model.adapters.init_from",
+               str(tmp_path / "stage1" / "lynx_adapters.safetensors")])
+    assert rc != 0 and "run stage 1 first" in capsys.readouterr().err
+
+
+def test_tiny_recipe_trains_only_the_adapters(cache, tmp_path):
+    cli = fit(base_args(cache, tmp_path), run=False)
+    trainer, module = cli.trainer, cli.model
+    module.configure_model()
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    trainer.fit(module, datamodule=cli.datamodule)
+    changed = {n for n, p in module.named_parameters() if not torch.equal(before[n], p.detach())}
+    assert changed and all(n.startswith("pipe.lynx.") for n in changed), sorted(changed)[:5]
+    losses = [float(v) for v in trainer.logged_metrics.values()]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    ckpt = torch.load(Path(trainer.checkpoint_callback.last_model_path), weights_only=False)
+    assert ckpt["state_dict"] and all(k.startswith("pipe.lynx.") for k in ckpt["state_dict"])
+    export = Path(tmp_path) / "adapters" / "last"
+    assert (export / "lynx_adapters.safetensors").is_file() and (export / "lynx_full" / "ip_layers.safetensors").is_file()
+
+
+def test_lora_trains_with_the_adapters(cache, tmp_path):
+    cli = fit(base_args(cache, tmp_path) + ["--model.lora_rank", "2", "--model.lora_target_modules", "q,v"], run=False)
+    module = cli.model
+    module.configure_model()
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    cli.trainer.fit(module, datamodule=cli.datamodule)
+    changed = {n for n, p in module.named_parameters() if not torch.equal(before[n], p.detach())}
+    assert any("lora_" in n for n in changed) and any(n.startswith("pipe.lynx.") for n in changed)
+    assert all(n.startswith("pipe.lynx.") or "lora_" in n for n in changed)
+
+
+def test_fit_cli_and_export_changes_inference(cache, tmp_path):
+    from lynx_ext.cli.fit import main
+    from lynx_ext.cli.generate import main as generate
+
+    assert main(["--config", str(TINY), *base_args(cache, tmp_path / "run", steps=3)]) == 0
+    exported = tmp_path / "run" / "adapters" / "last" / "lynx_adapters.safetensors"
+    face = cache.parent / "dataset" / "astronaut.png"
+    common = ["--preset", "tiny", "--image", str(face), "--prompt", "an astronaut", "--embedder", "dlib",
+              "--num-inference-steps", "2", "--num-frames", "5", "--height", "64", "--width", "64", "--quiet",
+              "--no-face-similarity"]
+    assert generate(common + ["--adapters", str(exported), "--output", str(tmp_path / "a.mp4")]) == 0
+    # The same adapters at scale 0 are the base model: the trained ones must change the video.
+    assert generate(common + ["--adapters", str(exported), "--id-scale", "0", "--ref-scale", "0",
+                              "--output", str(tmp_path / "b.mp4")]) == 0
+    import imageio
+
+    a = torch.tensor(imageio.mimread(str(tmp_path / "a.mp4"))).float()
+    b = torch.tensor(imageio.mimread(str(tmp_path / "b.mp4"))).float()
+    assert (a - b).abs().max() > 0
+
+
+def test_resume_is_exact(cache, tmp_path):
+    def final(root):
+        return load_file(str(Path(root) / "adapters" / "last" / "lynx_adapters.safetensors"))
+
+    args = lambda root, steps: base_args(cache, root, steps=steps, budget=70)  # noqa: E731  (3 packs per epoch)
+    fit(args(tmp_path / "straight", 5))
+    fit(args(tmp_path / "cut", 2))
+    last = tmp_path / "cut" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    fit(args(tmp_path / "cut", 5) + ["--ckpt_path", str(last)])
+    a, b = final(tmp_path / "straight"), final(tmp_path / "cut")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_from_another_recipe_is_refused(cache, tmp_path):
+    from lynx_ext.training.module import LynxTrainingError
+
+    fit(base_args(cache, tmp_path / "one", steps=2))
+    ckpt = tmp_path / "one" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    with pytest.raises(LynxTrainingError, match="another recipe"):
+        fit(base_args(cache, tmp_path / "two", steps=4) + ["--model.adapters.variant", "lite",
+                                                           "--model.adapters.id_dim", "64", "--ckpt_path", str(ckpt)])
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cache, tmp_path, monkeypatch):
+    from lynx_ext.training.module import LynxModule, LynxTrainingError
+
+    real = LynxModule.pack_loss
+
+    def poisoned(self, pack, generator=None):
+        loss = real(self, pack, generator)
+        return loss * float("nan") if self.global_step >= 2 else loss
+
+    monkeypatch.setattr(LynxModule, "pack_loss", poisoned)
+    with pytest.raises(LynxTrainingError, match="loss became nan at step 2"):
+        fit(base_args(cache, tmp_path, steps=4) + ["--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+                                                   "--trainer.callbacks.every_n_train_steps=1",
+                                                   "--trainer.callbacks.save_last=true"])
+    ckpts = sorted((tmp_path / "lightning_logs" / "version_0" / "checkpoints").glob("*.ckpt"))
+    assert ckpts
+    good = torch.load(ckpts[-1], weights_only=False)
+    assert good["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in good["state_dict"].values())
+
+
+def test_packed_loss_equals_one_by_one(cache):
+    cli = fit(base_args(cache, "/tmp/unused"), run=False)
+    module, dm = cli.model, cli.datamodule
+    module.configure_model()
+    dm.setup()
+    pack = [dm.dataset[i] for i in range(4)]
+    with torch.no_grad():
+        packed = module.pack_loss(pack, torch.Generator().manual_seed(3))
+        g = torch.Generator().manual_seed(3)
+        single = torch.stack([module.pack_loss([s], g) for s in pack]).mean()
+    assert torch.allclose(packed, single, rtol=1e-4, atol=1e-6), (packed, single)
+
+
+def test_token_budget_packing():
+    from lynx_ext.training.packing import TokenBudgetBatchSampler, latent_tokens
+
+    counts = [latent_tokens(81, 480, 832), latent_tokens(1, 480, 832), latent_tokens(1, 480, 832),
+              latent_tokens(33, 320, 576)]
+    sampler = TokenBudgetBatchSampler(counts, budget=40000, seed=1)
+    packs = list(sampler)
+    assert sorted(i for p in packs for i in p) == [0, 1, 2, 3]
+    assert all(sum(counts[i] for i in p) <= 40000 for p in packs)
+    sampler.skip = 1
+    assert list(sampler) == packs[1:]
+    shards = [list(TokenBudgetBatchSampler(counts, 40000, seed=1, num_replicas=2, rank=r)) for r in range(2)]
+    assert len(shards[0]) == len(shards[1])
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu(cache, tmp_path):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run([SCRIPT, "fit", "--extension", "lynx", "--config", str(TINY), *base_args(cache, tmp_path),
+                           "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "adapters" / "last" / "lynx_adapters.safetensors").is_file()
