@@ -1,0 +1,303 @@
+"""Learning check: does training make the ID adapter carry identity?
+
+A small Wan-architecture DiT (dim 384, 8 blocks) and Lynx-lite ID adapters are trained *together* from scratch on
+aligned faces (each training photo augmented into short clips and stills), with the resampler fed by a real
+offline face embedder (dlib's 128-d ResNet). Photos held out from training then condition generations; each
+generated face is embedded by the same dlib model and matched against the identities' training photos
+(retrieval top-1). The same generations with the adapters switched off (``id_scale=0``) give the control.
+
+The latent space is a fixed linear "VAE" with the Wan VAE's interface (8x spatial, 4x temporal, 16 channels): the
+top-16 PCA components of 8x8 RGB patches of the training faces, so that no pretrained VAE is needed.
+
+    python benchmarks/learning_check.py prepare --faces FACES_DIR --out runs/learning_check   # CPU, dlib
+    python benchmarks/learning_check.py train --out runs/learning_check --minutes 8            # one GPU
+    python benchmarks/learning_check.py evaluate --out runs/learning_check                     # CPU, dlib
+    python benchmarks/learning_check.py all --faces FACES_DIR --out runs/learning_check
+
+FACES_DIR holds single-identity photos named ``<identity>_<n>.jpg`` (group_*/partial_* are skipped).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SIZE = 128
+PROMPT = "a photo of a person"
+
+
+# ------------------------------------------------------------------------------------------------ prepare (CPU)
+def prepare(faces: Path, out: Path) -> None:
+    """Align every photo (dlib detector + ArcFace template), embed with dlib, split train / held-out."""
+    from PIL import Image
+
+    from lynx_ext.conditioners import FaceAnalyzer
+    from lynx_ext.conditioners.alignment import arcface_crop
+    from lynx_ext.conditioners.dlib_resnet import DlibResNetEmbedder
+
+    analyzer = FaceAnalyzer.from_options(models=None, embedder="dlib", detector="dlib", device="cpu")
+    embedder = DlibResNetEmbedder()
+    photos = sorted(p for p in faces.glob("*.jpg") if re.fullmatch(r"[a-z_]+_\d+", p.stem))
+    crops, embeds, ids, names = [], [], [], []
+    for p in photos:
+        res = analyzer.analyze(str(p))
+        rgb = np.asarray(Image.open(p).convert("RGB"))
+        crop = Image.fromarray(arcface_crop(rgb, res.kps, size=224)).resize((SIZE, SIZE), Image.LANCZOS)
+        crops.append(np.asarray(crop))
+        embeds.append(embedder.embed_aligned(np.asarray(crop)))  # same degradation as generated faces
+        ids.append(p.stem.rsplit("_", 1)[0])
+        names.append(p.name)
+    ids_arr = np.array(ids)
+    held = np.zeros(len(ids), bool)
+    for ident in sorted(set(ids)):
+        idx = np.where(ids_arr == ident)[0]
+        if len(idx) >= 2:
+            held[idx[-1]] = True  # the last photo of every identity with two or more is held out
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / "faces.npz", crops=np.stack(crops), embeds=np.stack(embeds), ids=ids_arr,
+                        names=np.array(names), held_out=held)
+    print(f"{len(ids)} photos, {len(set(ids))} identities, {held.sum()} held out -> {out / 'faces.npz'}")
+
+
+# ----------------------------------------------------------------------------------------------- the PCA "VAE"
+class PCAVAE:
+    """A fixed linear autoencoder with the Wan VAE's interface (8x spatial, 4x temporal, 16 channels)."""
+
+    upsampling_factor, z_dim, patch = 8, 16, 8
+
+    def __init__(self, components: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor):
+        self.components, self.mean, self.scale = components, mean, scale  # [16, 192], [192], [16]
+
+    @classmethod
+    def fit(cls, images: torch.Tensor) -> "PCAVAE":
+        """``images`` [N, 3, H, W] in [-1, 1]."""
+        patches = F.unfold(images.float(), cls.patch, stride=cls.patch).transpose(1, 2).reshape(-1, 192)
+        mean = patches.mean(0)
+        _, s, v = torch.linalg.svd(patches - mean, full_matrices=False)
+        comps = v[:16]
+        scale = (s[:16] / math.sqrt(patches.shape[0])).clamp_min(1e-4)
+        return cls(comps, mean, scale)
+
+    def to(self, device):
+        return PCAVAE(self.components.to(device), self.mean.to(device), self.scale.to(device))
+
+    def encode(self, videos, device, tiled=False, **kw) -> torch.Tensor:
+        out = []
+        for video in videos:  # [3, F, H, W]
+            frames = video[:, ::4].permute(1, 0, 2, 3).float().to(device)  # keep frames 0, 4, 8, ...
+            t, _, h, w = frames.shape
+            p = F.unfold(frames, self.patch, stride=self.patch).transpose(1, 2)  # [T, hw, 192]
+            z = (p - self.mean) @ self.components.T / self.scale  # [T, hw, 16]
+            out.append(z.permute(2, 0, 1).reshape(16, t, h // self.patch, w // self.patch))
+        return torch.stack(out)
+
+    def decode(self, latents: torch.Tensor, device=None, **kw) -> torch.Tensor:
+        b, c, t, h, w = latents.shape
+        z = latents.float().permute(0, 2, 3, 4, 1).reshape(b * t, h * w, 16)
+        p = z * self.scale @ self.components + self.mean  # [BT, hw, 192]
+        img = F.fold(p.transpose(1, 2), (h * self.patch, w * self.patch), self.patch, stride=self.patch)
+        return img.reshape(b, t, 3, h * self.patch, w * self.patch).permute(0, 2, 1, 3, 4).clamp(-1, 1)
+
+
+# ---------------------------------------------------------------------------------------------------- training
+def augment(base: torch.Tensor, frames: int, g: torch.Generator) -> torch.Tensor:
+    """A short synthetic camera move (shift/zoom/rotation/flip/brightness) over one face: [3, F, S, S]."""
+    dev = base.device
+
+    def draw():
+        r = torch.rand(5, generator=g).tolist()
+        return dict(dx=(r[0] - .5) * .12, dy=(r[1] - .5) * .12, s=1 + (r[2] - .5) * .12, a=(r[3] - .5) * .2,
+                    b=(r[4] - .5) * .2)
+
+    p0, p1 = draw(), draw()
+    flip = -1.0 if torch.rand(1, generator=g).item() < 0.5 else 1.0
+    out = []
+    for k in range(frames):
+        u = k / max(frames - 1, 1)
+        q = {key: p0[key] * (1 - u) + p1[key] * u for key in p0}
+        c, s = math.cos(q["a"]) / q["s"], math.sin(q["a"]) / q["s"]
+        theta = torch.tensor([[c * flip, -s, q["dx"]], [s * flip, c, q["dy"]]], device=dev)[None]
+        grid = F.affine_grid(theta, (1, 3, SIZE, SIZE), align_corners=False)
+        img = F.grid_sample(base[None], grid, padding_mode="border", align_corners=False)[0]
+        out.append((img + q["b"]).clamp(-1, 1))
+    return torch.stack(out, dim=1)
+
+
+def build(dev, embedding_dim=128):
+    from diffsynth.models.wan_video_dit import WanModel
+    from diffsynth.pipelines.wan_video import WanVideoPipeline
+
+    from lynx_ext.adapters import LynxAdapterConfig, LynxAdapters, ResamplerConfig
+    from lynx_ext.pipeline import install
+
+    torch.manual_seed(0)
+    pipe = WanVideoPipeline(device=dev, torch_dtype=torch.bfloat16)
+    pipe.dit = WanModel(dim=384, in_dim=16, ffn_dim=1536, out_dim=16, text_dim=32, freq_dim=64, eps=1e-6,
+                        patch_size=(1, 2, 2), num_heads=8, num_layers=8, has_image_input=False).to(dev)
+    res = ResamplerConfig(dim=256, depth=2, dim_head=64, heads=4, num_queries=16, embedding_dim=embedding_dim,
+                          output_dim=256)
+    config = LynxAdapterConfig.official("lite", dim=384, num_blocks=8, resampler=res)
+    install(pipe, LynxAdapters(config, init="zero"))
+    pipe.dit.float()
+    pipe.lynx.float()
+    return pipe
+
+
+def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: str = "cuda") -> None:
+    from lynx_ext.training.args import AdapterArgs, BaseModelArgs, LossArgs, OptimArgs
+    from lynx_ext.training.module import LynxModule
+
+    data = np.load(out / "faces.npz")
+    train_idx = np.where(~data["held_out"])[0]
+    crops = torch.from_numpy(data["crops"]).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(dev)
+    embeds = torch.from_numpy(data["embeds"]).float().to(dev)
+    ids = data["ids"]
+    pipe = build(dev, embeds.shape[1])
+    pipe.vae = PCAVAE.fit(crops[train_idx]).to(dev)
+    pipe.scheduler.set_timesteps(1000, training=True, shift=3.0)
+    module = LynxModule(base=BaseModelArgs(preset="custom"), adapters=AdapterArgs(variant="lite"),
+                        optim=OptimArgs(lr=lr), loss=LossArgs(sigma_shift=3.0), train_dit=True,
+                        gradient_checkpointing=False)
+    module.pipe = pipe
+    module.train()
+    torch.manual_seed(seed)
+    context = torch.randn(1, 8, 32, device=dev)
+    module._contexts[PROMPT] = context
+    params = [p for p in module.parameters() if p.requires_grad]
+    pipe.dit.requires_grad_(True)
+    pipe.lynx.requires_grad_(True)
+    params = list(pipe.dit.parameters()) + list(pipe.lynx.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    same_id = {i: [j for j in train_idx if ids[j] == ids[i] and j != i] for i in train_idx}
+    g = torch.Generator().manual_seed(seed)
+    t0, step, log = time.time(), 0, []
+    while time.time() - t0 < minutes * 60:
+        pack = []
+        for _ in range(batch):
+            i = int(train_idx[torch.randint(len(train_idx), (1,), generator=g)])
+            cond = same_id[i] if same_id[i] and torch.rand(1, generator=g).item() < 0.7 else [i]
+            j = cond[int(torch.randint(len(cond), (1,), generator=g))]
+            e = embeds[j] * (0.0 if torch.rand(1, generator=g).item() < 0.1 else 1.0)  # face dropout
+            frames = 5 if torch.rand(1, generator=g).item() < 0.5 else 1
+            pack.append({"video": augment(crops[i], frames, g), "prompt": PROMPT, "id_embed": e})
+        warm = min(1.0, (step + 1) / 200)
+        for group in opt.param_groups:
+            group["lr"] = lr * warm
+        with torch.autocast(dev, dtype=torch.bfloat16):
+            loss = module.pack_loss(pack, g)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        if step % 100 == 0:
+            log.append((step, round(time.time() - t0, 1), float(loss)))
+            print(f"step {step} t={time.time() - t0:.0f}s loss={float(loss):.4f}", flush=True)
+    train_s = time.time() - t0
+    samples = generate(pipe, context, embeds, data["held_out"], dev)
+    np.savez_compressed(out / "samples.npz", **samples)
+    (out / "train_log.json").write_text(json.dumps({"steps": step, "train_s": train_s, "batch": batch, "lr": lr,
+                                                    "log": log, "device": torch.cuda.get_device_name() if dev == "cuda" else dev}, indent=1))
+    print(f"trained {step} steps in {train_s:.0f} s; samples -> {out / 'samples.npz'}")
+
+
+@torch.no_grad()
+def generate(pipe, context, embeds, held_out, dev, seeds=8, steps=30, cfg=3.0):
+    """For every held-out photo: ``seeds`` faces with the adapters on (ID guidance ``cfg``) and off."""
+    from diffsynth.diffusion import FlowMatchScheduler
+
+    pipe.dit.eval()
+    pipe.lynx.eval()
+    sched = FlowMatchScheduler("Wan")
+    out = {}
+    for mode, scale in (("on", 1.0), ("off", 0.0)):
+        images = []
+        for i in np.where(held_out)[0]:
+            tok = pipe.lynx.encode_identity(embeds[i][None].expand(seeds, -1))
+            tok0 = pipe.lynx.encode_identity(torch.zeros_like(embeds[i][None]).expand(seeds, -1))
+            x = torch.randn(seeds, 16, 1, SIZE // 8, SIZE // 8, generator=torch.Generator().manual_seed(int(i))).to(dev)
+            sched.set_timesteps(steps, shift=3.0)
+            ctx = context.expand(seeds, -1, -1)
+            for k, t in enumerate(sched.timesteps):
+                ts = t[None].to(dev)
+                with torch.autocast(dev, dtype=torch.bfloat16):
+                    vc = pipe.model_fn(dit=pipe.dit, lynx=pipe.lynx, latents=x, timestep=ts, context=ctx,
+                                       lynx_id_tokens=tok, lynx_id_scale=scale)
+                    v = vc
+                    if scale > 0 and cfg > 1:
+                        vu = pipe.model_fn(dit=pipe.dit, lynx=pipe.lynx, latents=x, timestep=ts, context=ctx,
+                                           lynx_id_tokens=tok0, lynx_id_scale=scale)
+                        v = vu + cfg * (vc - vu)
+                x = sched.step(v.float(), sched.timesteps[k], x)
+            img = pipe.vae.decode(x)[:, :, 0]  # [S, 3, H, W]
+            images.append(((img + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy())
+        out[mode] = np.stack(images)  # [identities, seeds, H, W, 3]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def evaluate(out: Path) -> dict:
+    from PIL import Image
+
+    from lynx_ext.conditioners.dlib_resnet import DlibResNetEmbedder
+
+    data, samples = np.load(out / "faces.npz"), np.load(out / "samples.npz")
+    embedder = DlibResNetEmbedder()
+    ids, held, embeds = data["ids"], data["held_out"], data["embeds"]
+    names = sorted(set(ids))
+    gallery = np.stack([embeds[(ids == n) & ~held].mean(0) for n in names])
+    gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+    test_ids = [ids[i] for i in np.where(held)[0]]
+    result = {"identities": names, "held_out": [str(data["names"][i]) for i in np.where(held)[0]],
+              "chance_top1": 1 / len(names)}
+    for mode in ("on", "off"):
+        hits, sims_true, sims_other = [], [], []
+        for k, ident in enumerate(test_ids):
+            for img in samples[mode][k]:
+                e = embedder.embed_aligned(img)
+                s = gallery @ e
+                hits.append(names[int(np.argmax(s))] == ident)
+                sims_true.append(float(s[names.index(ident)]))
+                sims_other.append(float(np.mean(np.delete(s, names.index(ident)))))
+        result[f"top1_adapters_{mode}"] = float(np.mean(hits))
+        result[f"n_generated_{mode}"] = len(hits)
+        result[f"cos_to_own_identity_{mode}"] = float(np.mean(sims_true))
+        result[f"cos_to_other_identities_{mode}"] = float(np.mean(sims_other))
+    # picture grid: held-out photo | 4 samples with adapters | 4 samples without
+    rows = []
+    for k, i in enumerate(np.where(held)[0]):
+        tiles = [data["crops"][i]] + list(samples["on"][k][:4]) + list(samples["off"][k][:4])
+        rows.append(np.concatenate(tiles, axis=1))
+    Image.fromarray(np.concatenate(rows, axis=0)).save(out / "learning_check_grid.png")
+    (out / "learning_check.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stage", choices=("prepare", "train", "evaluate", "all"))
+    ap.add_argument("--faces", type=Path, default=Path("../shared/data/faces"))
+    ap.add_argument("--out", type=Path, default=Path("runs/learning_check"))
+    ap.add_argument("--minutes", type=float, default=8.0)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--device", default="cuda")
+    args = ap.parse_args()
+    if args.stage in ("prepare", "all"):
+        prepare(args.faces, args.out)
+    if args.stage in ("train", "all"):
+        train(args.out, args.minutes, args.batch, args.lr, dev=args.device)
+    if args.stage in ("evaluate", "all"):
+        evaluate(args.out)
+
+
+if __name__ == "__main__":
+    main()
