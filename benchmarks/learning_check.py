@@ -150,7 +150,7 @@ def build(dev, embedding_dim=128):
     return pipe
 
 
-def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: str = "cuda") -> None:
+def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: str = "cuda", seeds: int = 8) -> None:
     from lynx_ext.training.args import AdapterArgs, BaseModelArgs, LossArgs, OptimArgs
     from lynx_ext.training.module import LynxModule
 
@@ -201,7 +201,7 @@ def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: 
             log.append((step, round(time.time() - t0, 1), float(loss)))
             print(f"step {step} t={time.time() - t0:.0f}s loss={float(loss):.4f}", flush=True)
     train_s = time.time() - t0
-    samples = generate(pipe, context, embeds, data["held_out"], dev)
+    samples = generate(pipe, context, embeds, data["held_out"], dev, seeds=seeds)
     np.savez_compressed(out / "samples.npz", **samples)
     (out / "train_log.json").write_text(json.dumps({"steps": step, "train_s": train_s, "batch": batch, "lr": lr,
                                                     "log": log, "device": torch.cuda.get_device_name() if dev == "cuda" else dev}, indent=1))
@@ -290,11 +290,13 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=8, help="generations per held-out photo and mode")
     args = ap.parse_args()
     if args.stage in ("prepare", "all"):
         prepare(args.faces, args.out)
     if args.stage in ("train", "all"):
-        train(args.out, args.minutes, args.batch, args.lr, dev=args.device)
+        train(args.out, args.minutes, args.batch, args.lr, seed=args.seed, dev=args.device, seeds=args.seeds)
     if args.stage in ("evaluate", "all"):
         evaluate(args.out)
 
