@@ -221,3 +221,29 @@ def test_two_process_ddp_on_cpu(cache, tmp_path):
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "adapters" / "last" / "lynx_adapters.safetensors").is_file()
+
+
+def test_sample_video_face_similarity_and_stage_callbacks(cache, tmp_path):
+    from lynx_ext.callbacks import AdapterEMA, FaceSimilarityValidation, SampleVideos, StageSchedule
+    from lynx_ext.callbacks.sampling import SampleSettings
+
+    face = str(cache.parent / "dataset" / "astronaut.png")
+    settings = SampleSettings(num_frames=5, height=64, width=64, num_inference_steps=2)
+    pairs = [{"image": face, "prompt": "an astronaut smiling"}]
+    samples = SampleVideos(pairs, every_n_train_steps=2, embedder="dlib", detector="dlib", settings=settings)
+    similarity = FaceSimilarityValidation(pairs, every_n_train_steps=2, embedder="dlib", detector="dlib",
+                                          settings=settings)
+    stages = StageSchedule([{"start_step": 0, "num_frames": 1}])
+    cli = fit(base_args(cache, tmp_path, steps=2), run=False)
+    cli.trainer.callbacks += [samples, similarity, stages]
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert samples.written and all(p.is_file() and p.stat().st_size > 0 for p in samples.written)
+    step, sim, rate = similarity.history[0]
+    assert step == 2 and 0.0 <= rate <= 1.0
+    assert cli.datamodule.sample.num_frames == 1
+    ema = next(c for c in cli.trainer.callbacks if isinstance(c, AdapterEMA))
+    assert ema.shadow and all(torch.isfinite(v).all() for v in ema.shadow.values())
+    with pytest.raises(ValueError, match="unknown key"):
+        StageSchedule([{"start_step": 0, "frames": 9}])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        SampleVideos([{"image": str(tmp_path / "nope.png"), "prompt": "x"}])
