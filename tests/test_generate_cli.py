@@ -209,3 +209,20 @@ def test_step_window_and_block_selection(tiny_pipe):
     # A block selection that excludes every adapted block is the base model too.
     assert torch.equal(tiny_pipe(**kw, lynx_blocks=[]), base)
     assert not torch.equal(tiny_pipe(**kw, lynx_blocks=[1]), base)
+
+
+def test_pipe_takes_a_face_image_through_the_units(tiny_pipe, face_png, tmp_path):
+    from conftest import GEN, random_adapters
+
+    from lynx_ext.conditioners import FaceAnalyzer
+    from lynx_ext.conditioners.standin_models import write_standin_pack
+    from lynx_ext.pipeline import install
+
+    base = tiny_pipe(**GEN)
+    face = FaceAnalyzer.from_options(models=str(write_standin_pack(tmp_path / "faces")), embedder="insightface",
+                                     providers=["CPUExecutionProvider"], offline_ok=True)
+    install(tiny_pipe, random_adapters(tiny_pipe.dit), face_embedder=face)
+    out = tiny_pipe(**GEN, lynx_id_image=Image.open(face_png), cfg_scale_i=2.0)
+    assert out.shape == base.shape and (out - base).abs().max() > 1e-3
+    install_free = tiny_pipe(**GEN)
+    assert torch.equal(install_free, base)

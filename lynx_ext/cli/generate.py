@@ -157,8 +157,8 @@ def run(args) -> int:
         gen = LynxGenerator.from_pretrained(
             variant=args.variant, base=args.preset, adapters=args.adapters, model_paths=args.model_paths,
             model_id_with_origin_paths=id_paths, tokenizer_path=args.tokenizer_path, face_models=args.face_models,
-            embedder=args.embedder, detector=args.detector, loras=args.lora, device=args.device, dtype=args.dtype, vram_limit=args.vram_limit,
-            offload=args.offload, fp8=args.fp8)
+            embedder=args.embedder, detector=args.detector, loras=args.lora, device=args.device, dtype=args.dtype,
+            vram_limit=args.vram_limit, offload=args.offload, fp8=args.fp8)
     for job, out in zip(jobs, planned):
         t0 = time.perf_counter()
         result = gen.generate(

@@ -17,8 +17,6 @@ import torch
 
 from .args import AdapterArgs, BaseModelArgs, LossArgs, OptimArgs
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-
 
 class LynxTrainingError(RuntimeError):
     """Training cannot continue (the message says why and what to do)."""
