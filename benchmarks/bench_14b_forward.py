@@ -84,22 +84,35 @@ def timed(fn, repeat: int):
     return times[len(times) // 2]
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def add_shape_args(ap: argparse.ArgumentParser) -> None:
+    """Options shared by the 14B benchmarks: variant, clip size, DiT shape (default 14B), device, JSON output."""
     ap.add_argument("--variant", default="full", choices=("full", "lite"))
-    ap.add_argument("--registers", type=int, default=16)
     ap.add_argument("--frames", type=int, default=81)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--width", type=int, default=832)
-    ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--json", default=None)
     ap.add_argument("--dim", type=int, default=5120)
     ap.add_argument("--layers", type=int, default=40)
     ap.add_argument("--heads", type=int, default=40)
     ap.add_argument("--ffn", type=int, default=13824)
     ap.add_argument("--device", default="cuda")
-    args = ap.parse_args()
+
+
+def meta_dit(args):
+    """A Wan DiT of the requested shape on the meta device (no memory; `materialise_random` gives it weights)."""
     from diffsynth.models.wan_video_dit import WanModel
+
+    with torch.device("meta"):
+        return WanModel(dim=args.dim, in_dim=16, ffn_dim=args.ffn, out_dim=16, text_dim=4096, freq_dim=256, eps=1e-6,
+                        patch_size=(1, 2, 2), num_heads=args.heads, num_layers=args.layers, has_image_input=False)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    add_shape_args(ap)
+    ap.add_argument("--registers", type=int, default=16)
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
     from diffsynth.pipelines.wan_video import WanVideoPipeline
 
     from lynx_ext.adapters.official_format import load_official_states
@@ -108,12 +121,11 @@ def main():
 
     dev, dt = args.device, torch.bfloat16
     D, L = args.dim, args.layers
-    res = {"device": torch.cuda.get_device_name() if dev == "cuda" else "cpu", "torch": torch.__version__, "variant": args.variant,
-           "registers": args.registers, "frames": args.frames, "height": args.height, "width": args.width}
+    res = {"device": torch.cuda.get_device_name() if dev == "cuda" else "cpu", "torch": torch.__version__,
+           "variant": args.variant, "registers": args.registers, "frames": args.frames, "height": args.height,
+           "width": args.width}
     t = time.perf_counter()
-    with torch.device("meta"):
-        dit = WanModel(dim=D, in_dim=16, ffn_dim=args.ffn, out_dim=16, text_dim=4096, freq_dim=256, eps=1e-6,
-                       patch_size=(1, 2, 2), num_heads=args.heads, num_layers=L, has_image_input=False)
+    dit = meta_dit(args)
     res["meta_build_s"] = time.perf_counter() - t
     res["dit_params_b"] = sum(p.numel() for p in dit.parameters()) / 1e9
     materialise_random(dit, dev, dt)

@@ -27,18 +27,11 @@ def dit_forward_flops(tokens: int, text: int, dim: int = 5120, ffn: int = 13824,
 
 
 def main():
+    from bench_14b_forward import add_shape_args, materialise_random, meta_dit, official_states
+
     ap = argparse.ArgumentParser()
-    ap.add_argument("--variant", default="full", choices=("full", "lite"))
-    ap.add_argument("--frames", type=int, default=81)
-    ap.add_argument("--height", type=int, default=480)
-    ap.add_argument("--width", type=int, default=832)
+    add_shape_args(ap)
     ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--dim", type=int, default=5120)
-    ap.add_argument("--layers", type=int, default=40)
-    ap.add_argument("--heads", type=int, default=40)
-    ap.add_argument("--ffn", type=int, default=13824)
-    ap.add_argument("--device", default="cuda")
     ap.add_argument("--vae-dim", type=int, default=96, help="96 = the real Wan VAE; smaller only for CPU smoke runs")
     args = ap.parse_args()
     from diffsynth.models.wan_video_text_encoder import WanTextEncoder
@@ -46,8 +39,6 @@ def main():
     from diffsynth.pipelines.wan_video import WanVideoPipeline
     from PIL import Image
 
-    from bench_14b_forward import materialise_random, official_states
-    from diffsynth.models.wan_video_dit import WanModel
     from lynx_ext.adapters.official_format import load_official_states
     from lynx_ext.models.tiny import _tokenizer
     from lynx_ext.pipeline import install
@@ -58,10 +49,7 @@ def main():
     D, L = args.dim, args.layers
     cuda = dev == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    with torch.device("meta"):
-        dit = WanModel(dim=D, in_dim=16, ffn_dim=args.ffn, out_dim=16, text_dim=4096, freq_dim=256, eps=1e-6,
-                       patch_size=(1, 2, 2), num_heads=args.heads, num_layers=L, has_image_input=False)
-    materialise_random(dit, dev, dt)
+    dit = materialise_random(meta_dit(args), dev, dt)
     pipe = WanVideoPipeline(device=dev, torch_dtype=dt)
     pipe.dit = dit
     torch.manual_seed(0)

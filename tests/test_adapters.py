@@ -6,8 +6,7 @@ import torch
 from conftest import random_adapters
 from safetensors.torch import load_file, save_file
 
-from lynx_ext.adapters import (LynxAdapters, LynxCheckpointError, load_lynx_adapters, load_official_folder,
-                               save_official_folder)
+from lynx_ext.adapters import LynxAdapters, LynxCheckpointError, load_lynx_adapters, save_official_folder
 from lynx_ext.pipeline import install
 from lynx_ext.pipeline.packed_forward import packed_forward
 

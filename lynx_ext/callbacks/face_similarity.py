@@ -17,8 +17,13 @@ class FaceSimilarityValidation(pl.Callback):
 
     Args:
         pairs: held-out ``[{image, prompt}, ...]``.
-        face_models / embedder / detector: the conditioning face stack (as the data was prepared).
-        eval_embedder / eval_detector: the evaluation face stack (default: the same).
+        every_n_train_steps: validation period.
+        face_models: folder of face model files (see docs/faces.md).
+        embedder: the conditioning embedder (as the data was prepared).
+        detector: the conditioning face detector.
+        eval_embedder: the evaluation embedder (default: ``embedder``).
+        eval_detector: the evaluation detector (default: ``detector``).
+        settings: frames, size, steps, guidance of the generations.
     """
 
     def __init__(self, pairs: list[FacePair], every_n_train_steps: int = 500, face_models: Optional[str] = None,

@@ -16,9 +16,12 @@ class SampleVideos(pl.Callback):
 
     Args:
         pairs: ``[{image, prompt}, ...]``.
-        face_models / embedder / detector: the face stack that embeds the sample faces — it must be the embedder the
-            training data was prepared with.
+        every_n_train_steps: sampling period (and once at the end).
+        face_models: folder of face model files (see docs/faces.md).
+        embedder: the embedder of the sample faces — the one the training data was prepared with.
+        detector: the face detector.
         settings: frames, size, steps, guidance of the samples.
+        dirpath: output folder (default ``<root>/samples``).
     """
 
     def __init__(self, pairs: list[FacePair], every_n_train_steps: int = 500, face_models: Optional[str] = None,

@@ -1,7 +1,7 @@
 """Generating a few fixed (face, prompt) pairs from the model being trained (for samples and validation)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import torch

@@ -1,7 +1,6 @@
 """Small helpers shared by the ``diffsynth-ext`` commands."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Optional

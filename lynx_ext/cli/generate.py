@@ -127,7 +127,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def run(args) -> int:
-    from ..inference.generator import LynxGenerator
+    from ..inference.generator import LynxGenerator, output_paths
     from ..inference.outputs import check_free
 
     jobs = load_jobs(args)
@@ -139,10 +139,7 @@ def run(args) -> int:
     planned = []
     for i, job in enumerate(jobs):
         out = job_output(job, i, args, multi)
-        from ..inference.generator import GenerationResult
-
-        paths = GenerationResult([], 0, {}).output_paths(out, args.webp)
-        check_free(list(paths.values()), args.overwrite)  # refuse before loading any weights
+        check_free(list(output_paths(out, args.webp).values()), args.overwrite)  # refuse before loading any weights
         planned.append(out)
     cfg_i = args.cfg_scale_i
     cfg_i = None if str(cfg_i).lower() == "none" else ("default" if cfg_i == "default" else float(cfg_i))

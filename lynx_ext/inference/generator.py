@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import platform
 import resource
 import time
@@ -80,6 +79,18 @@ class StepTimer:
         self.end = time.perf_counter()
 
 
+def output_paths(output: str | Path, webp: bool = False) -> dict[str, Path]:
+    """The files one generation writes: the video, ``<stem>_frames.png``, ``<stem>_report.json`` (and a webp)."""
+    output = Path(output)
+    stem = output.with_suffix("")
+    paths = {"video": output if output.suffix else output.with_suffix(".mp4"),
+             "contact_sheet": stem.with_name(stem.name + "_frames.png"),
+             "report": stem.with_name(stem.name + "_report.json")}
+    if webp:
+        paths["webp"] = stem.with_suffix(".webp")
+    return paths
+
+
 @dataclass
 class GenerationResult:
     """Frames plus everything needed to write them and the JSON report."""
@@ -89,21 +100,11 @@ class GenerationResult:
     report: dict
     face_crop: Optional[Image.Image] = None
 
-    def output_paths(self, output: str | Path, webp: bool = False) -> dict[str, Path]:
-        output = Path(output)
-        stem = output.with_suffix("")
-        paths = {"video": output if output.suffix else output.with_suffix(".mp4"),
-                 "contact_sheet": stem.with_name(stem.name + "_frames.png"),
-                 "report": stem.with_name(stem.name + "_report.json")}
-        if webp:
-            paths["webp"] = stem.with_suffix(".webp")
-        return paths
-
     def save(self, output: str | Path, overwrite: bool = False, webp: bool = False) -> dict[str, Path]:
         """Write the video, the contact sheet and the report next to each other (atomically)."""
         from .outputs import check_free, contact_sheet, write_image, write_report, write_video
 
-        paths = self.output_paths(output, webp)
+        paths = output_paths(output, webp)
         check_free(list(paths.values()), overwrite)
         write_video(self.frames, paths["video"], self.fps, overwrite=overwrite)
         if webp:
@@ -153,10 +154,8 @@ class LynxGenerator:
         from diffsynth.core import ModelConfig
         from diffsynth.pipelines.wan_video import WanVideoPipeline
 
-        from ..adapters import load_lynx_adapters
         from ..compat import ensure_cpu_empty_cache
         from ..models.wan_diffusers import register_diffusers_wan_14b
-        from ..pipeline import install
         from ..pipeline.vram import enable_adapter_vram_management
 
         if variant not in VARIANTS:

@@ -78,21 +78,24 @@ class UniPCFlowScheduler:
             h_phi_k = (h_phi_k / hh - 1 / factorial) if math.isfinite(hh) else -1 / factorial
         return torch.stack(rows), torch.tensor(b, dtype=torch.float64), h_phi_1, b_h
 
-    def _predictor(self, sample: torch.Tensor, order: int) -> torch.Tensor:
-        i0 = self.step_index
-        sigma_t, sigma_s0 = float(self.sigmas[i0 + 1]), float(self.sigmas[i0])
-        alpha_t = 1.0 - sigma_t
+    def _update_terms(self, i_t: int, i_s0: int, order: int):
+        """Shared terms of a UniPC update from sigma index ``i_s0`` to ``i_t`` using ``order - 1`` earlier outputs
+        (``model_outputs[-1]`` is the output at ``i_s0``, ``model_outputs[-(k+1)]`` the one at ``i_s0 - k``)."""
+        sigma_t, sigma_s0 = float(self.sigmas[i_t]), float(self.sigmas[i_s0])
         m0 = self.model_outputs[-1]
         lam_s0 = self._lambda(sigma_s0)
         h = self._lambda(sigma_t) - lam_s0
         rks, d1s = [], []
-        for i in range(1, order):
-            mi = self.model_outputs[-(i + 1)]
-            rk = (self._lambda(float(self.sigmas[i0 - i])) - lam_s0) / h
+        for k in range(1, order):
+            rk = (self._lambda(float(self.sigmas[i_s0 - k])) - lam_s0) / h
             rks.append(rk)
-            d1s.append((mi - m0) / rk)
-        rks.append(1.0)
-        R, b, h_phi_1, b_h = self._coefficients(h, rks, order)
+            d1s.append((self.model_outputs[-(k + 1)] - m0) / rk)
+        R, b, h_phi_1, b_h = self._coefficients(h, rks + [1.0], order)
+        return sigma_t, sigma_s0, 1.0 - sigma_t, m0, d1s, R, b, h_phi_1, b_h
+
+    def _predictor(self, sample: torch.Tensor, order: int) -> torch.Tensor:
+        i0 = self.step_index
+        sigma_t, sigma_s0, alpha_t, m0, d1s, R, b, h_phi_1, b_h = self._update_terms(i0 + 1, i0, order)
         x_t = (sigma_t / sigma_s0) * sample - alpha_t * h_phi_1 * m0
         if d1s:
             rhos = torch.tensor([0.5], dtype=torch.float64) if order == 2 else torch.linalg.solve(R[:-1, :-1], b[:-1])
@@ -102,19 +105,7 @@ class UniPCFlowScheduler:
 
     def _corrector(self, model_t: torch.Tensor, last_sample: torch.Tensor, this_sample: torch.Tensor, order: int):
         i0 = self.step_index
-        sigma_t, sigma_s0 = float(self.sigmas[i0]), float(self.sigmas[i0 - 1])
-        alpha_t = 1.0 - sigma_t
-        m0 = self.model_outputs[-1]
-        lam_s0 = self._lambda(sigma_s0)
-        h = self._lambda(sigma_t) - lam_s0
-        rks, d1s = [], []
-        for i in range(1, order):
-            mi = self.model_outputs[-(i + 1)]
-            rk = (self._lambda(float(self.sigmas[i0 - (i + 1)])) - lam_s0) / h
-            rks.append(rk)
-            d1s.append((mi - m0) / rk)
-        rks.append(1.0)
-        R, b, h_phi_1, b_h = self._coefficients(h, rks, order)
+        sigma_t, sigma_s0, alpha_t, m0, d1s, R, b, h_phi_1, b_h = self._update_terms(i0, i0 - 1, order)
         rhos = torch.tensor([0.5], dtype=torch.float64) if order == 1 else torch.linalg.solve(R, b)
         x_t = (sigma_t / sigma_s0) * last_sample - alpha_t * h_phi_1 * m0
         corr = sum(float(r) * d for r, d in zip(rhos[:-1], d1s)) if d1s else 0

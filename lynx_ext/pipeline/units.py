@@ -127,7 +127,7 @@ class LynxUnit_RefEmbedder(PipelineUnit):
         with torch.no_grad():
             context = encode_prompt(pipe, lynx_ref_prompt or DEFAULT_REF_PROMPT)
             latents = {}
-            if lynx_ref_latents is None or want_nega:
+            if (lynx_ref_latents is None and lynx_ref_features is None) or want_nega:
                 if pipe.vae is None:
                     raise RuntimeError("Reference features from an image need the pipeline's VAE.")
                 pipe.load_models_to_device(("vae",))
@@ -135,7 +135,7 @@ class LynxUnit_RefEmbedder(PipelineUnit):
                 if image is None:  # only latents were given: the grey image needs the crop's pixel size
                     h, w = lynx_ref_latents.shape[-2:]
                     image = Image.new("RGB", (w * pipe.vae.upsampling_factor, h * pipe.vae.upsampling_factor))
-                if lynx_ref_latents is None:
+                if lynx_ref_latents is None and lynx_ref_features is None:
                     latents["cond"] = sample_reference_latent(pipe.vae, image, ref_seed, pipe.device, pipe.torch_dtype)
                 if want_nega:
                     latents["nega"] = sample_reference_latent(

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
+from ..inference.generator import DTYPES
 from .args import AdapterArgs, BaseModelArgs
-
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def build_pipe(base: BaseModelArgs, device: str = "cpu"):
