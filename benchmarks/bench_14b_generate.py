@@ -75,8 +75,8 @@ def main():
     from lynx_ext.adapters.official_format import load_official_states, save_official_folder
     from lynx_ext.cli.generate import main as generate
     from lynx_ext.conditioners.ir_se50 import IRSE50
-    from lynx_ext.conditioners.standin_models import write_standin_pack
-    from lynx_ext.models.tiny import _tokenizer
+    from lynx_ext.tiny.face_models import write_standin_pack
+    from lynx_ext.tiny.wan import _tokenizer
 
     work, out = Path(args.work), Path(args.out)
     work.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ def main():
     from PIL import Image
 
     from lynx_ext.adapters.official_format import load_official_states
-    from lynx_ext.models.tiny import _tokenizer
+    from lynx_ext.tiny.wan import _tokenizer
     from lynx_ext.pipeline import install
     from lynx_ext.training.args import AdapterArgs, BaseModelArgs, LossArgs, OptimArgs
     from lynx_ext.training.module import LynxModule
@@ -56,7 +56,7 @@ def main():
     if args.vae_dim == 96:
         pipe.vae = WanVideoVAE().to(dev, dt)
     else:
-        from lynx_ext.models.tiny import TinyWanVideoVAE
+        from lynx_ext.tiny.wan import TinyWanVideoVAE
 
         pipe.vae = TinyWanVideoVAE(dim=args.vae_dim).to(dev, dt)
     pipe.text_encoder = WanTextEncoder(vocab=256384, dim=4096, dim_attn=4096, dim_ffn=10240, num_heads=64,

@@ -7,17 +7,24 @@ package changes nothing until ``install`` is called (CLI: ``--extension lynx``).
 from __future__ import annotations
 
 from importlib.metadata import entry_points
-from typing import Any, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
 ENTRY_POINT_GROUP = "diffsynth.extensions"
 
 
 @runtime_checkable
 class DiffSynthExtension(Protocol):
-    """What a ``diffsynth.extensions`` entry point provides."""
+    """What a ``diffsynth.extensions`` entry point provides.
+
+    ``commands`` maps each ``diffsynth-ext`` subcommand the extension implements to the ``"module:function"``
+    that runs it (``function(argv) -> exit code``); the ``diffsynth-ext`` front end imports it only when the
+    command is run, so the extension object never imports its command line.
+    """
 
     name: str
     pipeline: str
+    description: str
+    commands: Mapping[str, str]
 
     def install(self, pipe, *args, **options) -> Any: ...
 
@@ -27,15 +34,16 @@ class DiffSynthExtension(Protocol):
 
 
 class LynxExtension:
-    """Lynx (ByteDance, arXiv 2509.15496) for DiffSynth's `WanVideoPipeline`.
-
-    ``commands`` lists the ``diffsynth-ext`` subcommands this extension implements.
-    """
+    """Lynx (ByteDance, arXiv 2509.15496) for DiffSynth's `WanVideoPipeline`."""
 
     name = "lynx"
     pipeline = "WanVideoPipeline"
     description = "Identity-preserving personalized video from one face photo (ID- and Ref-adapters on Wan2.1)."
-    commands = ("generate", "prepare", "fit")
+    commands = {
+        "generate": "lynx_ext.cli.generate:main",
+        "prepare": "lynx_ext.cli.prepare:main",
+        "fit": "lynx_ext.cli.fit:main",
+    }
 
     def install(
         self,
@@ -43,15 +51,17 @@ class LynxExtension:
         adapters=None,
         *,
         variant: Optional[str] = None,
-        id_scale: float = 1.0,
-        ref_scale: float = 1.0,
+        id_scale: Optional[float] = None,
+        ref_scale: Optional[float] = None,
         blocks: Optional[Sequence[int]] = None,
-        face_embedder=None,
+        step_window: Optional[Sequence[float]] = None,
+        face_analyzer=None,
         init: str = "zero",
         config=None,
     ):
         """Install into ``pipe``. ``adapters``: `LynxAdapters`, a path (our file / official folder / ``hub:full``),
-        or None to create fresh adapters (``config`` or the official layout of ``variant`` for this DiT)."""
+        or None to create fresh adapters (``config`` or the official layout of ``variant`` for this DiT).
+        Unset scales take the variant's defaults (see `lynx_ext.pipeline.install`)."""
         from .adapters import LynxAdapterConfig, LynxAdapters, load_lynx_adapters
         from .adapters.loading import dit_shape
         from .pipeline import install
@@ -64,26 +74,18 @@ class LynxExtension:
         elif not isinstance(adapters, LynxAdapters):
             adapters = load_lynx_adapters(adapters, pipe.dit, variant=variant)
         return install(pipe, adapters, id_scale=id_scale, ref_scale=ref_scale, blocks=blocks,
-                       face_embedder=face_embedder)
+                       step_window=step_window, face_analyzer=face_analyzer)
 
-    def set_scales(self, pipe, id_scale: Optional[float] = None, ref_scale: Optional[float] = None, **kwargs) -> None:
+    def set_scales(self, pipe, **scales) -> None:
+        """`lynx_ext.pipeline.set_scales`: ``id_scale``, ``ref_scale``, ``blocks``, ``step_window``."""
         from .pipeline import set_scales
 
-        set_scales(pipe, id_scale=id_scale, ref_scale=ref_scale, **kwargs)
+        set_scales(pipe, **scales)
 
     def uninstall(self, pipe):
         from .pipeline import uninstall
 
         return uninstall(pipe)
-
-    def run_command(self, command: str, argv: list[str]) -> int:
-        """Run ``diffsynth-ext <command> --extension lynx <argv>``."""
-        import importlib
-
-        if command not in self.commands:
-            raise SystemExit(f"The lynx extension has no '{command}' command; it has: {', '.join(self.commands)}.")
-        module = importlib.import_module(f"lynx_ext.cli.{command}")
-        return module.main(argv)
 
 
 def load_extensions() -> dict[str, DiffSynthExtension]:

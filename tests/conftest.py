@@ -21,14 +21,14 @@ def fixtures_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_wan_dir(tmp_path_factory) -> Path:
-    from lynx_ext.models.tiny import build_tiny_wan
+    from lynx_ext.tiny.wan import build_tiny_wan
 
     return build_tiny_wan(tmp_path_factory.mktemp("tiny_wan"))
 
 
 @pytest.fixture
 def tiny_pipe(tiny_wan_dir):
-    from lynx_ext.models.tiny import load_tiny_pipe
+    from lynx_ext.tiny.wan import load_tiny_pipe
 
     return load_tiny_pipe(tiny_wan_dir)
 

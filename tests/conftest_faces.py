@@ -21,7 +21,7 @@ def astronaut() -> np.ndarray:
 @pytest.fixture(scope="module")
 def standin_pack(tmp_path_factory) -> Path:
     """A buffalo_l-shaped folder of stand-in ONNX files (one face on any photo)."""
-    from lynx_ext.conditioners.standin_models import write_standin_pack
+    from lynx_ext.tiny.face_models import write_standin_pack
 
     return write_standin_pack(tmp_path_factory.mktemp("buffalo_l"))
 
@@ -36,7 +36,7 @@ def astronaut_png(tmp_path_factory) -> Path:
 def standin_analyzer(folder: Path, faces=None):
     """`FaceAnalyzer` on stand-in models; ``faces`` replaces the detector's default single face."""
     from lynx_ext.conditioners import FaceAnalyzer
-    from lynx_ext.conditioners.standin_models import build_standin_detector, write_standin_pack
+    from lynx_ext.tiny.face_models import build_standin_detector, write_standin_pack
 
     write_standin_pack(folder)
     if faces is not None:

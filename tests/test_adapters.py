@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from lynx_ext.adapters import LynxAdapters, LynxCheckpointError, load_lynx_adapters, save_official_folder
 from lynx_ext.pipeline import install
-from lynx_ext.pipeline.packed_forward import packed_forward
+from lynx_ext.training.packed_forward import packed_forward
 
 
 def test_own_format_round_trip(tiny_pipe, tmp_path):
@@ -115,8 +115,8 @@ def test_packed_forward_equals_separate_forwards(tiny_pipe):
     text = torch.randn(1, 4, 32, generator=g)
     timesteps = torch.tensor([300.0, 800.0])
     with torch.no_grad():
-        feats, ref_lens = packed_forward(dit, lynx, refs, torch.zeros(1), [text, text], capture=True)
-        packed = packed_forward(dit, lynx, lat, timesteps, ctx, id_tokens=tok, ref_features=feats, ref_lens=ref_lens)
+        feats, ref_lens = packed_forward(pipe, refs, torch.zeros(1), [text, text], capture=True)
+        packed = packed_forward(pipe, lat, timesteps, ctx, id_tokens=tok, ref_features=feats, ref_lens=ref_lens)
         for i in range(2):
             single_feats = {b: f.split(ref_lens, dim=1)[i] for b, f in feats.items()}
             single = pipe.model_fn(dit=dit, lynx=lynx, latents=lat[i], timestep=timesteps[i:i + 1], context=ctx[i],

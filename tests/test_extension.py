@@ -31,7 +31,9 @@ def test_extension_object_installs_and_uninstalls(tiny_pipe, tmp_path):
     emb = torch.nn.functional.normalize(torch.randn(1, 512), dim=-1)
     assert torch.equal(tiny_pipe(**GEN, lynx_id_embeds=emb), base)
     ext.set_scales(tiny_pipe, id_scale=0.5)
-    assert tiny_pipe._lynx_install.defaults["id_scale"] == 0.5
+    from lynx_ext.pipeline import installation
+
+    assert installation(tiny_pipe).settings.id_scale == 0.5
     tiny_pipe.lynx.save(tmp_path / "a.safetensors")
     ext.uninstall(tiny_pipe)
     ext.install(tiny_pipe, tmp_path / "a.safetensors")

@@ -9,7 +9,7 @@ from conftest_faces import CPU, astronaut, astronaut_png, standin_analyzer, stan
 from PIL import Image
 
 from lynx_ext.conditioners import FaceAnalysisResult, FaceAnalyzer, LynxInputError, NoFaceError
-from lynx_ext.conditioners.standin_models import ASTRONAUT_FACE, scaled_face
+from lynx_ext.tiny.face_models import ASTRONAUT_FACE, scaled_face
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from conftest_faces import CPU, astronaut, standin_pack  # noqa: F401
 
 from lynx_ext.conditioners import FaceAnalyzer, FaceModelsMissingError, LynxInputError
 from lynx_ext.conditioners import model_files as mf
-from lynx_ext.conditioners.standin_models import write_standin_pack
+from lynx_ext.tiny.face_models import write_standin_pack
 
 
 def test_offline_missing_pack_names_file_destination_and_url(tmp_path):

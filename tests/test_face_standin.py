@@ -6,7 +6,7 @@ import time
 import numpy as np
 from conftest_faces import CPU, astronaut, standin_pack  # noqa: F401  (fixture)
 
-from lynx_ext.conditioners.standin_models import (
+from lynx_ext.tiny.face_models import (
     ASTRONAUT_FACE,
     build_standin_detector,
     build_standin_recognizer,

@@ -118,7 +118,7 @@ def test_bad_input_gives_clear_error(case, face_png, tmp_path, capsys):
 
 
 def test_no_face_and_several_faces(face_png, tmp_path, capsys):
-    from lynx_ext.conditioners.standin_models import (ASTRONAUT_FACE, build_standin_detector, scaled_face,
+    from lynx_ext.tiny.face_models import (ASTRONAUT_FACE, build_standin_detector, scaled_face,
                                                       write_standin_pack)
 
     none = write_standin_pack(tmp_path / "none")
@@ -161,7 +161,7 @@ def test_lite_checkpoint_refused_by_full_pipeline(tiny_pipe, tmp_path):
 
     folder = save_official_folder(random_adapters(tiny_pipe.dit, variant="lite"), tmp_path / "lynx_lite")
     with pytest.raises(LynxCheckpointError, match="variant 'full'"):
-        LynxGenerator._assemble(tiny_pipe, "full", str(folder), [], None, "insightface", "cpu", [], face=object())
+        LynxGenerator.assemble(tiny_pipe, "full", str(folder), [], object(), [])
 
 
 def test_reference_latent_is_reproducible_from_the_seed(tiny_pipe):
@@ -184,7 +184,7 @@ def test_reference_latent_is_reproducible_from_the_seed(tiny_pipe):
 def test_step_window_and_block_selection(tiny_pipe):
     from conftest import GEN, random_adapters
 
-    from lynx_ext.pipeline import install
+    from lynx_ext.pipeline import install, installation
 
     install(tiny_pipe, random_adapters(tiny_pipe.dit))
     seen = []
@@ -192,7 +192,7 @@ def test_step_window_and_block_selection(tiny_pipe):
 
     def spy(*a, **kw):
         out = orig(*a, **kw)
-        st = kw["lynx"].state
+        st = installation(tiny_pipe).handle.inputs
         seen.append((st.active, st.blocks))
         return out
 
@@ -215,13 +215,13 @@ def test_pipe_takes_a_face_image_through_the_units(tiny_pipe, face_png, tmp_path
     from conftest import GEN, random_adapters
 
     from lynx_ext.conditioners import FaceAnalyzer
-    from lynx_ext.conditioners.standin_models import write_standin_pack
+    from lynx_ext.tiny.face_models import write_standin_pack
     from lynx_ext.pipeline import install
 
     base = tiny_pipe(**GEN)
     face = FaceAnalyzer.from_options(models=str(write_standin_pack(tmp_path / "faces")), embedder="insightface",
                                      providers=["CPUExecutionProvider"], offline_ok=True)
-    install(tiny_pipe, random_adapters(tiny_pipe.dit), face_embedder=face)
+    install(tiny_pipe, random_adapters(tiny_pipe.dit), face_analyzer=face)
     out = tiny_pipe(**GEN, lynx_id_image=Image.open(face_png), cfg_scale_i=2.0)
     assert out.shape == base.shape and (out - base).abs().max() > 1e-3
     install_free = tiny_pipe(**GEN)

@@ -225,10 +225,12 @@ def test_two_process_ddp_on_cpu(cache, tmp_path):
 
 def test_sample_video_face_similarity_and_stage_callbacks(cache, tmp_path):
     from lynx_ext.callbacks import AdapterEMA, FaceSimilarityValidation, SampleVideos, StageSchedule
-    from lynx_ext.callbacks.sampling import SampleSettings
+    from dataclasses import replace
+
+    from lynx_ext.callbacks.sampling import SAMPLE_SETTINGS
 
     face = str(cache.parent / "dataset" / "astronaut.png")
-    settings = SampleSettings(num_frames=5, height=64, width=64, num_inference_steps=2)
+    settings = replace(SAMPLE_SETTINGS, num_frames=5, height=64, width=64, num_inference_steps=2)
     pairs = [{"image": face, "prompt": "an astronaut smiling"}]
     samples = SampleVideos(pairs, every_n_train_steps=2, embedder="dlib", detector="dlib", settings=settings)
     similarity = FaceSimilarityValidation(pairs, every_n_train_steps=2, embedder="dlib", detector="dlib",

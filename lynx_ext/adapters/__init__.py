@@ -5,9 +5,9 @@ from .loading import load_lynx_adapters
 from .lynx_adapters import LynxAdapters
 from .official_format import load_official_folder, save_official_folder
 from .resampler import PerceiverResampler
-from .state import LynxRuntimeState, PackedSegments
+from .forward_inputs import BRANCHES_OFF, LynxForwardInputs, PackedSegments
 
 __all__ = [
     "LynxAdapterConfig", "ResamplerConfig", "LynxAdapters", "PerceiverResampler", "LynxCheckpointError",
-    "LynxRuntimeState", "PackedSegments", "load_lynx_adapters", "load_official_folder", "save_official_folder",
+    "LynxForwardInputs", "BRANCHES_OFF", "PackedSegments", "load_lynx_adapters", "load_official_folder", "save_official_folder",
 ]

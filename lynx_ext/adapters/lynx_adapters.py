@@ -16,7 +16,6 @@ from .checkpoint_check import LynxCheckpointError, load_checked
 from .config import LynxAdapterConfig
 from .layers import IdLayer, RefLayer
 from .resampler import PerceiverResampler
-from .state import LynxRuntimeState
 
 FORMAT_NAME = "lynx_ext.adapters/1"
 InitMethod = Literal["zero", "random"]
@@ -37,7 +36,6 @@ class LynxAdapters(nn.Module):
             {str(b): IdLayer(config.id_dim, config.dim, config.id_bias, config.num_registers) for b in config.id_blocks}
         )
         self.ref_layers = nn.ModuleDict({str(b): RefLayer(config.dim) for b in config.ref_blocks})
-        self.state = LynxRuntimeState()
         if init == "zero":
             self.zero_init_branches()
         elif init != "random":

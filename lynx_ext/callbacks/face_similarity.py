@@ -6,8 +6,9 @@ from typing import Optional
 import lightning.pytorch as pl
 import numpy as np
 
+from ..pipeline.generation_settings import GenerationSettings
 from .ema import maybe_ema
-from .sampling import FacePair, SampleSettings, generate_pairs, load_analyzer
+from .sampling import SAMPLE_SETTINGS, FacePair, generate_pairs, pair_fields
 
 
 class FaceSimilarityValidation(pl.Callback):
@@ -28,7 +29,7 @@ class FaceSimilarityValidation(pl.Callback):
 
     def __init__(self, pairs: list[FacePair], every_n_train_steps: int = 500, face_models: Optional[str] = None,
                  embedder: str = "facexlib", detector: str = "insightface", eval_embedder: Optional[str] = None,
-                 eval_detector: Optional[str] = None, settings: SampleSettings = SampleSettings()):
+                 eval_detector: Optional[str] = None, settings: GenerationSettings = SAMPLE_SETTINGS):
         if not pairs:
             raise ValueError("FaceSimilarityValidation needs at least one {image, prompt} pair.")
         self.pairs, self.every, self.settings = pairs, int(every_n_train_steps), settings
@@ -38,33 +39,32 @@ class FaceSimilarityValidation(pl.Callback):
         self.history: list[tuple[int, float, float]] = []
 
     def evaluate(self, trainer, pl_module) -> tuple[float, float]:
-        from ..conditioners import NoFaceError
+        """Generate, score and log; returns (mean similarity, detection rate). No face in any frame: an error."""
+        from ..conditioners import FaceAnalyzer
+        from ..conditioners.similarity import frame_similarities
 
         device = "cuda" if str(pl_module.device).startswith("cuda") else "cpu"
         if self._cond is None:
-            self._cond = load_analyzer(self.face_models, self.embedder, self.detector, device)
+            self._cond = FaceAnalyzer.from_options(models=self.face_models, embedder=self.embedder,
+                                                   detector=self.detector, device=device)
             same = (self.eval_embedder, self.eval_detector) == (self.embedder, self.detector)
-            self._eval = self._cond if same else load_analyzer(self.face_models, self.eval_embedder,
-                                                               self.eval_detector, device)
+            self._eval = self._cond if same else FaceAnalyzer.from_options(
+                models=self.face_models, embedder=self.eval_embedder, detector=self.eval_detector, device=device)
         with maybe_ema(trainer, pl_module):
             results = generate_pairs(pl_module, self.pairs, self._cond, self.settings)
-        sims, found, total = [], 0, 0
-        for k, (face, frames) in enumerate(results):
-            ref = self._eval.analyze(self.pairs[k].image if isinstance(self.pairs[k], FacePair)
-                                     else self.pairs[k]["image"]).embedding
-            for frame in frames:
-                total += 1
-                try:
-                    emb = self._eval.analyze(frame).embedding
-                except NoFaceError:
-                    continue
-                found += 1
-                sims.append(float(np.dot(emb, ref) / (np.linalg.norm(emb) * np.linalg.norm(ref))))
-        sim = float(np.mean(sims)) if sims else float("nan")
-        rate = found / max(total, 1)
-        self.history.append((trainer.global_step, sim, rate))
-        pl_module.log("val/face_similarity", sim, rank_zero_only=True)
+        values = []
+        for pair, (_, frames) in zip(self.pairs, results):
+            reference = self._eval.analyze(pair_fields(pair)[0]).embedding
+            values += frame_similarities(self._eval, frames, reference)
+        found = [v for v in values if v is not None]
+        rate = len(found) / max(len(values), 1)
+        if found:
+            sim = float(np.mean(found))
+            pl_module.log("val/face_similarity", sim, rank_zero_only=True)
+        else:  # no face in any generated frame: logged as a detection rate of 0, never as a similarity
+            sim = float("nan")
         pl_module.log("val/face_detect_rate", rate, rank_zero_only=True)
+        self.history.append((trainer.global_step, sim, rate))
         return sim, rate
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -6,8 +6,9 @@ from typing import Optional
 
 import lightning.pytorch as pl
 
+from ..pipeline.generation_settings import GenerationSettings
 from .ema import maybe_ema
-from .sampling import FacePair, SampleSettings, generate_pairs, load_analyzer
+from .sampling import SAMPLE_SETTINGS, FacePair, generate_pairs, pair_fields
 
 
 class SampleVideos(pl.Callback):
@@ -25,12 +26,12 @@ class SampleVideos(pl.Callback):
     """
 
     def __init__(self, pairs: list[FacePair], every_n_train_steps: int = 500, face_models: Optional[str] = None,
-                 embedder: str = "facexlib", detector: str = "insightface", settings: SampleSettings = SampleSettings(),
+                 embedder: str = "facexlib", detector: str = "insightface", settings: GenerationSettings = SAMPLE_SETTINGS,
                  dirpath: Optional[str] = None):
         if not pairs:
             raise ValueError("SampleVideos needs at least one {image, prompt} pair.")
         for p in pairs:
-            image = p.image if isinstance(p, FacePair) else p["image"]
+            image = pair_fields(p)[0]
             if not Path(image).is_file():
                 raise FileNotFoundError(f"SampleVideos: face image {image} does not exist.")
         self.pairs, self.every = pairs, int(every_n_train_steps)
@@ -41,11 +42,14 @@ class SampleVideos(pl.Callback):
 
     def analyzer(self, device: str):
         if self._analyzer is None:
-            self._analyzer = load_analyzer(self.face_models, self.embedder, self.detector, device)
+            from ..conditioners import FaceAnalyzer
+
+            self._analyzer = FaceAnalyzer.from_options(models=self.face_models, embedder=self.embedder,
+                                                       detector=self.detector, device=device)
         return self._analyzer
 
     def run(self, trainer, pl_module) -> list[Path]:
-        from ..inference.outputs import contact_sheet, write_image
+        from ..outputs import contact_sheet, write_image
 
         folder = Path(self.dirpath or Path(trainer.default_root_dir) / "samples") / f"step-{trainer.global_step:07d}"
         device = "cuda" if str(pl_module.device).startswith("cuda") else "cpu"
@@ -53,7 +57,7 @@ class SampleVideos(pl.Callback):
             results = generate_pairs(pl_module, self.pairs, self.analyzer(device), self.settings)
         paths = []
         for k, (face, frames) in enumerate(results):
-            sheet = contact_sheet(frames, face=face.aligned_112, thumb_width=128)
+            sheet = contact_sheet(frames, face=face.analysis.aligned_112, thumb_width=128)
             paths.append(write_image(sheet, folder / f"pair-{k}.png", overwrite=True))
             logger = trainer.logger
             if logger is not None and hasattr(getattr(logger, "experiment", None), "add_image"):

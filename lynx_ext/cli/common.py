@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 
 def add_alias_flag(parser, flag: str, **kwargs):
@@ -48,6 +48,22 @@ def parse_blocks(text: Optional[str]) -> Optional[list[int]]:
         except ValueError:
             raise ValueError(f"--blocks {text!r}: use indices and ranges such as '0-19' or '0,2,4'.") from None
     return sorted(set(blocks))
+
+
+def run_command(run: Callable[[], int], interrupted: str = "interrupted; no partial outputs were written") -> int:
+    """The one wrapper of every command's work: a clear line and exit 2 for bad input, 130 on Ctrl-C."""
+    try:
+        return int(run() or 0)
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    except SystemExit as exit_:  # argparse / LightningCLI: they have printed their message
+        if isinstance(exit_.code, str):
+            print(f"error: {exit_.code}", file=sys.stderr)
+            return 2
+        return int(exit_.code or 0)
+    except Exception as err:  # noqa: BLE001 - every failure becomes one clear line and a non-zero exit
+        return fail(err)
 
 
 def fail(err: BaseException) -> int:

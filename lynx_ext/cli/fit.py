@@ -32,13 +32,7 @@ def make_cli(args: list[str], run: bool = True):
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        make_cli(["fit", *argv])
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    except Exception as err:  # noqa: BLE001
-        from .common import fail
+    from .common import run_command
 
-        return fail(err)
-    return 0
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return run_command(lambda: make_cli(["fit", *argv]) and 0)

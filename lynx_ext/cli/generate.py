@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .common import add_alias_flag, fail, parse_blocks, read_prompt
+from .common import add_alias_flag, parse_blocks, read_prompt, run_command
 
 EPILOG = """examples:
   diffsynth-ext generate --extension lynx --image face.jpg --prompt "A woman reads in a cafe" --output out.mp4
@@ -106,32 +106,59 @@ def load_jobs(args) -> list[dict]:
     return [{"image": args.image, "prompt": args.prompt, "output": args.output}]
 
 
+def cli_settings(args):
+    """The command line's generation options as a `GenerationSettings` (unset flags stay unset)."""
+    from ..pipeline.generation_settings import VARIANT_DEFAULT, GenerationSettings
+
+    cfg_i = args.cfg_scale_i
+    cfg_i = None if str(cfg_i).lower() == "none" else (VARIANT_DEFAULT if cfg_i == "default" else float(cfg_i))
+    blocks = parse_blocks(args.blocks)
+    return GenerationSettings(
+        seed=args.seed, num_frames=args.num_frames, height=args.height, width=args.width, fps=args.fps,
+        num_inference_steps=args.num_inference_steps, cfg_scale=args.cfg_scale, cfg_scale_i=cfg_i,
+        id_scale=args.id_scale, ref_scale=args.ref_scale,
+        step_window=None if args.step_window is None else tuple(args.step_window),
+        blocks=None if blocks is None else tuple(blocks), sampler=args.sampler, sigma_shift=args.sigma_shift,
+        negative_prompt=args.negative_prompt, tiled=not args.no_tiled)
+
+
+JOB_KEYS = ("image", "prompt", "output")
+
+
+def job_settings(job: dict, source: str):
+    """A batch job's own generation settings (seed, negative_prompt, ...); an unknown key is an error naming it."""
+    from ..pipeline.generation_settings import GenerationSettings
+
+    values = {k: v for k, v in job.items() if k not in JOB_KEYS and v not in (None, "")}
+    if "seed" in values:
+        try:
+            values["seed"] = int(values["seed"])
+        except (TypeError, ValueError):
+            raise ValueError(f"{source}: seed {values['seed']!r} is not an integer.") from None
+    return GenerationSettings.from_mapping(values, source)
+
+
 def job_output(job: dict, index: int, args, multi: bool) -> Path:
     if job.get("output"):
         return Path(job["output"])
     stem = Path(job["image"]).stem
-    seed = job.get("seed", args.seed)
+    seed = job["settings"].seed if job["settings"].seed is not None else args.seed
     name = f"{stem}_{index:03d}" if multi else f"{stem}_lynx_{args.variant}" + (f"_s{seed}" if seed is not None else "")
     return Path(args.output_dir) / f"{name}.mp4"
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted; no partial outputs were written", file=sys.stderr)
-        return 130
-    except Exception as err:  # noqa: BLE001 - every failure becomes one clear line and a non-zero exit
-        return fail(err)
+    return run_command(lambda: run(args))
 
 
 def run(args) -> int:
     from ..inference.generator import LynxGenerator, output_paths
-    from ..inference.outputs import check_free
+    from ..outputs import check_free
 
     jobs = load_jobs(args)
-    for job in jobs:
+    for i, job in enumerate(jobs):
+        job["settings"] = job_settings(job, f"batch job {i}" if args.batch else "generate")
         job["prompt_text"] = read_prompt(str(job["prompt"]))
         if not Path(str(job["image"])).exists():
             raise FileNotFoundError(f"Face image {job['image']} does not exist.")
@@ -141,8 +168,7 @@ def run(args) -> int:
         out = job_output(job, i, args, multi)
         check_free(list(output_paths(out, args.webp).values()), args.overwrite)  # refuse before loading any weights
         planned.append(out)
-    cfg_i = args.cfg_scale_i
-    cfg_i = None if str(cfg_i).lower() == "none" else ("default" if cfg_i == "default" else float(cfg_i))
+    base = cli_settings(args)
     if args.preset == "tiny":
         from ..inference.tiny_preset import tiny_generator
 
@@ -158,14 +184,8 @@ def run(args) -> int:
             vram_limit=args.vram_limit, offload=args.offload, fp8=args.fp8)
     for job, out in zip(jobs, planned):
         t0 = time.perf_counter()
-        result = gen.generate(
-            job["image"], job["prompt_text"], negative_prompt=job.get("negative_prompt", args.negative_prompt),
-            seed=int(job["seed"]) if job.get("seed") not in (None, "") else args.seed,
-            num_frames=args.num_frames, height=args.height, width=args.width, fps=args.fps,
-            num_inference_steps=args.num_inference_steps, cfg_scale=args.cfg_scale, cfg_scale_i=cfg_i,
-            id_scale=args.id_scale, ref_scale=args.ref_scale, step_window=args.step_window,
-            blocks=parse_blocks(args.blocks), sampler=args.sampler, sigma_shift=args.sigma_shift,
-            tiled=not args.no_tiled, face_similarity=not args.no_face_similarity, progress=not args.quiet)
+        result = gen.generate(job["image"], job["prompt_text"], settings=base.merged(job["settings"]),
+                              face_similarity=not args.no_face_similarity, progress=not args.quiet)
         for warning in result.report["face"].get("warnings", []):
             print(f"note: {warning}")
         paths = result.save(out, overwrite=args.overwrite, webp=args.webp)

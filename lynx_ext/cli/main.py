@@ -71,7 +71,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"diffsynth-ext: extension '{name}' has no command '{command}' "
               f"(it has: {', '.join(getattr(ext, 'commands', ())) or 'none'}).", file=sys.stderr)
         return 2
-    return int(ext.run_command(command, rest) or 0)
+    return run_extension_command(ext, command, rest)
+
+
+def run_extension_command(ext, command: str, argv: list[str]) -> int:
+    """Import the extension's ``"module:function"`` for ``command`` and run it on ``argv``."""
+    import importlib
+
+    module, _, function = ext.commands[command].partition(":")
+    return int(getattr(importlib.import_module(module), function)(argv) or 0)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Optional
 
-from .common import add_alias_flag, fail
+from .common import add_alias_flag, run_command
 
 EPILOG = """examples:
   diffsynth-ext prepare --extension lynx --dataset data/clips --output cache/clips --face-models ~/models/buffalo_l
@@ -46,14 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted; the rows finished so far are in the cache. Run the same command again to resume.",
-              file=sys.stderr)
-        return 130
-    except Exception as err:  # noqa: BLE001 - every fatal failure becomes one clear line and a non-zero exit
-        return fail(err)
+    return run_command(lambda: run(args), "interrupted; the rows finished so far are in the cache. Run the same "
+                                          "command again to resume.")
 
 
 def run(args) -> int:

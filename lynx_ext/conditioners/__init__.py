@@ -17,7 +17,6 @@ _LAZY = {
     "InsightFaceArcFaceEmbedder": "lynx_ext.conditioners.arcface_onnx",
     "DlibResNetEmbedder": "lynx_ext.conditioners.dlib_resnet",
     "IRSE50": "lynx_ext.conditioners.ir_se50",
-    "write_standin_pack": "lynx_ext.conditioners.standin_models",
 }
 
 __all__ = [

@@ -17,9 +17,7 @@ from typing import Any, Optional, Sequence
 import torch
 from PIL import Image
 
-from .presets import BASE_MODELS, OFFICIAL_NEGATIVE_PROMPT, VARIANTS
-
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+from ..pipeline.generation_settings import GenerationSettings
 
 
 @dataclass
@@ -102,7 +100,7 @@ class GenerationResult:
 
     def save(self, output: str | Path, overwrite: bool = False, webp: bool = False) -> dict[str, Path]:
         """Write the video, the contact sheet and the report next to each other (atomically)."""
-        from .outputs import check_free, contact_sheet, write_image, write_report, write_video
+        from ..outputs import check_free, contact_sheet, write_image, write_report, write_video
 
         paths = output_paths(output, webp)
         check_free(list(paths.values()), overwrite)
@@ -127,7 +125,7 @@ class LynxGenerator:
     loras: list[LoraSpec] = field(default_factory=list)
     load_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
-    default_overrides: dict = field(default_factory=dict)  # e.g. the tiny preset's small sizes
+    preset: Optional[str] = None  # the base-model preset (its sizes may differ from the official ones)
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -151,187 +149,127 @@ class LynxGenerator:
     ) -> "LynxGenerator":
         """Load Wan2.1 through DiffSynth's `ModelConfig`s (local paths, or model ids downloaded when online),
         the Lynx adapters (our file, an official folder, or ``hub:full``/``hub:lite``), LoRAs and face models."""
-        from diffsynth.core import ModelConfig
-        from diffsynth.pipelines.wan_video import WanVideoPipeline
-
-        from ..compat import ensure_cpu_empty_cache
-        from ..models.wan_diffusers import register_diffusers_wan_14b
+        from ..conditioners import FaceAnalyzer
+        from ..models.build import build_wan_pipe
+        from ..models.presets import variant_defaults
         from ..pipeline.vram import enable_adapter_vram_management
 
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}.")
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}.")
+        variant_defaults(variant)  # an unknown variant fails before anything loads
         t0 = time.perf_counter()
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        torch_dtype = DTYPES[dtype]
-        vram = {}
-        if offload or fp8 or vram_limit is not None:
-            store = torch.float8_e4m3fn if fp8 else torch_dtype
-            vram = dict(offload_device="cpu", offload_dtype=store, onload_device="cpu", onload_dtype=store,
-                        preparing_device=device, preparing_dtype=torch_dtype, computation_device=device,
-                        computation_dtype=torch_dtype)
-            if device == "cpu":
-                ensure_cpu_empty_cache()
-        register_diffusers_wan_14b()
-        configs = [ModelConfig(path=p, **vram) for p in (model_paths or [])]
-        id_paths = list(model_id_with_origin_paths or [])
-        if not configs and not id_paths:
-            if base not in BASE_MODELS or not BASE_MODELS[base].model_id_with_origin_paths:
-                raise ValueError(f"Unknown base model preset {base!r}; pass model_paths or model_id_with_origin_paths.")
-            id_paths = BASE_MODELS[base].model_id_with_origin_paths
-        for spec in id_paths:
-            model_id, _, pattern = spec.partition(":")
-            configs.append(ModelConfig(model_id=model_id, origin_file_pattern=pattern, **vram))
-        tok_id, _, tok_pattern = BASE_MODELS["wan2.1-t2v-14b"].tokenizer.partition(":")
-        tokenizer = ModelConfig(path=tokenizer_path) if tokenizer_path else ModelConfig(model_id=tok_id,
-                                                                                          origin_file_pattern=tok_pattern)
-        pipe = WanVideoPipeline.from_pretrained(torch_dtype=torch_dtype, device=device, model_configs=configs,
-                                                tokenizer_config=tokenizer, vram_limit=vram_limit)
-        files = []
-        for c in configs:
-            files += c.path if isinstance(c.path, list) else [c.path]
-        face = load_face_analyzer(face_models, embedder, device, detector)
-        gen = cls._assemble(pipe, variant, adapters or f"hub:{variant}", loras, face_models, embedder, device,
-                            [str(f) for f in files if f], face=face)
-        if vram:
-            enable_adapter_vram_management(pipe, offload_dtype=vram["offload_dtype"], vram_limit=vram_limit)
+        built = build_wan_pipe(preset=base, model_paths=model_paths or (),
+                               model_id_with_origin_paths=model_id_with_origin_paths or (),
+                               tokenizer_path=tokenizer_path, device=device, dtype=dtype, vram_limit=vram_limit,
+                               offload=offload, fp8=fp8)
+        face = FaceAnalyzer.from_options(models=face_models, embedder=embedder, detector=detector or "insightface",
+                                         device=device)
+        gen = cls.assemble(built.pipe, variant, adapters or f"hub:{variant}", loras, face, built.files, preset=base)
+        if built.vram:
+            enable_adapter_vram_management(built.pipe, offload_dtype=built.vram["offload_dtype"], vram_limit=vram_limit)
         gen.load_seconds = time.perf_counter() - t0
         return gen
 
     @classmethod
-    def _assemble(cls, pipe, variant, adapters, loras, face_models, embedder, device, files, face=None):
+    def assemble(cls, pipe, variant: str, adapters, loras: Sequence[str | LoraSpec], face, files: Sequence[str],
+                 preset: Optional[str] = None) -> "LynxGenerator":
+        """Install ``adapters`` (a `LynxAdapters` or a source for `load_lynx_adapters`) and ``loras`` into ``pipe``."""
         from ..adapters import LynxAdapters, load_lynx_adapters
         from ..pipeline import install
 
-        defaults = VARIANTS[variant]
-        if isinstance(adapters, LynxAdapters):
-            weights, source = adapters, "in-memory"
-        else:
-            weights, source = load_lynx_adapters(adapters, pipe.dit, variant=variant), str(adapters)
-        if face is None:
-            face = load_face_analyzer(face_models, embedder, device)
-        install(pipe, weights, id_scale=defaults.id_scale, ref_scale=defaults.ref_scale, face_embedder=face)
         specs = [s if isinstance(s, LoraSpec) else LoraSpec.parse(s) for s in loras]
         for spec in specs:
             if not Path(spec.path).is_file():
                 raise FileNotFoundError(f"LoRA file {spec.path} does not exist.")
+        if isinstance(adapters, LynxAdapters):
+            weights, source = adapters, "in-memory"
+        else:
+            weights, source = load_lynx_adapters(adapters, pipe.dit, variant=variant), str(adapters)
+        install(pipe, weights, face_analyzer=face)
+        for spec in specs:
             pipe.load_lora(pipe.dit, spec.path, alpha=spec.alpha)
-        return cls(pipe=pipe, variant=variant, face=face, model_files=files, adapter_source=source, loras=specs)
+        return cls(pipe=pipe, variant=variant, face=face, model_files=list(files), adapter_source=source, loras=specs,
+                   preset=preset)
 
     # ----------------------------------------------------------- generating
-    def generate(
-        self,
-        image,
-        prompt: str,
-        negative_prompt: Optional[str] = None,
-        seed: Optional[int] = None,
-        num_frames: Optional[int] = None,
-        height: Optional[int] = None,
-        width: Optional[int] = None,
-        fps: Optional[int] = None,
-        num_inference_steps: Optional[int] = None,
-        cfg_scale: Optional[float] = None,
-        cfg_scale_i: Optional[float] | str = "default",
-        id_scale: Optional[float] = None,
-        ref_scale: Optional[float] = None,
-        step_window: Optional[Sequence[float]] = None,
-        blocks: Optional[Sequence[int]] = None,
-        sampler: Optional[str] = None,
-        sigma_shift: Optional[float] = None,
-        tiled: bool = True,
-        face_similarity: bool = True,
-        progress: bool = True,
-    ) -> GenerationResult:
-        """Generate one video; unset options take the variant's official defaults."""
-        from ..conditioners import load_image
+    def settings(self, settings: Optional[GenerationSettings] = None, **values) -> GenerationSettings:
+        """``settings`` and/or keyword values over the variant's defaults, with the installed adapter settings
+        filled in: exactly what a generation with them runs."""
+        from ..models.presets import variant_defaults
+        from ..pipeline import installation
 
+        given = (settings or GenerationSettings()).merged(GenerationSettings.from_mapping(values, "generate()"))
+        s = given.resolved(variant_defaults(self.variant, self.preset))
+        installed = installation(self.pipe).settings
         from dataclasses import replace
 
-        d = replace(VARIANTS[self.variant], **self.default_overrides)
-        opts = dict(
-            seed=d.seed if seed is None else seed, num_frames=num_frames or d.num_frames, height=height or d.height,
-            width=width or d.width, fps=fps or d.fps, num_inference_steps=num_inference_steps or d.num_inference_steps,
-            cfg_scale=d.cfg_scale if cfg_scale is None else cfg_scale,
-            cfg_scale_i=d.cfg_scale_i if cfg_scale_i == "default" else cfg_scale_i,
-            id_scale=d.id_scale if id_scale is None else id_scale, ref_scale=d.ref_scale if ref_scale is None else ref_scale,
-            sampler=sampler or d.sampler, sigma_shift=d.sigma_shift if sigma_shift is None else sigma_shift,
-            step_window=list(step_window) if step_window is not None else None,
-            blocks=list(blocks) if blocks is not None else None,
-        )
-        check_shape(opts, self.pipe)
-        negative_prompt = OFFICIAL_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt
+        return replace(
+            s, id_scale=installed.id_scale if s.id_scale is None else s.id_scale,
+            ref_scale=installed.ref_scale if s.ref_scale is None else s.ref_scale,
+            step_window=installed.step_window if s.step_window is None else tuple(s.step_window),
+            blocks=installed.blocks if s.blocks is None else tuple(sorted(set(int(b) for b in s.blocks))))
+
+    def generate(self, image, prompt: str, settings: Optional[GenerationSettings] = None,
+                 face_similarity: bool = True, progress: bool = True, **values) -> GenerationResult:
+        """Generate one video from a face photo and a prompt.
+
+        ``settings`` (a `GenerationSettings`) and/or its fields as keywords (``seed=``, ``num_frames=``,
+        ``id_scale=``, ...); unset options take the variant's official defaults and the installed scales.
+        """
+        from ..conditioners import load_image
+        from ..conditioners.similarity import frame_similarities, summarise_similarities
+        from ..pipeline import condition_on_face
+
+        s = self.settings(settings, **values)
+        check_shape(s, self.pipe)
+        s = rounded(s, self.pipe)
         times = {}
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        face_image = load_image(image)
-        if self.face is None:
-            raise RuntimeError("No face analyzer is loaded; pass face_models=... to from_pretrained.")
-        face = self.face.analyze(face_image)
+        face = condition_on_face(self.face, load_image(image), self.pipe.lynx)
         times["face_analysis_s"] = time.perf_counter() - t0
-        ref_image = face.ref_crop if self.pipe.lynx.config.has_ref else None
         timer = StepTimer(show=progress)
         t1 = time.perf_counter()
-        frames = self.pipe(
-            prompt=prompt, negative_prompt=negative_prompt, seed=opts["seed"], height=opts["height"],
-            width=opts["width"], num_frames=opts["num_frames"], num_inference_steps=opts["num_inference_steps"],
-            cfg_scale=opts["cfg_scale"], cfg_scale_i=opts["cfg_scale_i"], sigma_shift=opts["sigma_shift"],
-            sampler=opts["sampler"], tiled=tiled, progress_bar_cmd=timer,
-            lynx_id_embeds=torch.as_tensor(face.embedding)[None], lynx_ref_image=ref_image,
-            lynx_id_scale=opts["id_scale"], lynx_ref_scale=opts["ref_scale"], lynx_step_window=opts["step_window"],
-            lynx_blocks=opts["blocks"],
-        )
+        frames = self.pipe(prompt=prompt, progress_bar_cmd=timer, **s.pipe_kwargs(), **face.pipe_inputs())
         t2 = time.perf_counter()
         times["conditioning_s"] = (timer.start or t2) - t1
         times["denoising_s"] = (timer.end or t2) - (timer.start or t1)
         times["decode_s"] = t2 - (timer.end or t2)
         times["load_s"] = self.load_seconds
+        opts = s.to_dict()
         report = {
             "lynx_ext_version": _version(), "variant": self.variant, "prompt": prompt,
-            "negative_prompt": negative_prompt, "settings": opts, "face": face.report(),
+            "negative_prompt": opts.pop("negative_prompt"), "settings": opts, "face": face.analysis.report(),
             "models": {"files": [file_fingerprint(f) for f in self.model_files if Path(f).is_file()],
-                       "adapters": self.adapter_source, "loras": [asdict(s) for s in self.loras]},
+                       "adapters": self.adapter_source, "loras": [asdict(sp) for sp in self.loras]},
             "timings": times, "memory": peak_memory(), "machine": machine_info(self.pipe), "notes": list(self.notes),
         }
         if face_similarity:
             t3 = time.perf_counter()
-            report["face_similarity"] = frame_similarity(self.face, frames, face.embedding)
+            report["face_similarity"] = summarise_similarities(
+                frame_similarities(self.face, frames, face.analysis.embedding))
             times["face_similarity_s"] = time.perf_counter() - t3
-        return GenerationResult(frames=frames, fps=opts["fps"], report=report, face_crop=face.aligned_112)
+        return GenerationResult(frames=frames, fps=s.fps, report=report, face_crop=face.analysis.aligned_112)
 
 
-def check_shape(opts: dict, pipe) -> None:
-    """Round sizes the way the host does, but say so (and refuse nonsense)."""
+def check_shape(s: GenerationSettings, pipe) -> None:
+    """Refuse sizes and counts that cannot make a video."""
+    for key in ("height", "width", "num_frames", "num_inference_steps", "fps"):
+        if int(getattr(s, key)) <= 0:
+            raise ValueError(f"{key} must be positive, got {getattr(s, key)}.")
+
+
+def rounded(s: GenerationSettings, pipe) -> GenerationSettings:
+    """Round sizes the way the host does, but say so."""
     import warnings
+    from dataclasses import replace
 
-    for key in ("height", "width", "num_frames", "num_inference_steps"):
-        if int(opts[key]) <= 0:
-            raise ValueError(f"{key} must be positive, got {opts[key]}.")
-    h, w, f = pipe.check_resize_height_width(opts["height"], opts["width"], opts["num_frames"], verbose=0)
+    h, w, f = pipe.check_resize_height_width(s.height, s.width, s.num_frames, verbose=0)
     for key, new in (("height", h), ("width", w), ("num_frames", f)):
-        if new != opts[key]:
+        if new != getattr(s, key):
             rule = "a multiple of 16" if key != "num_frames" else "of the form 4n+1"
-            warnings.warn(f"{key}={opts[key]} is not {rule}; using {new}.", stacklevel=3)
-            opts[key] = new
-
-
-def frame_similarity(face, frames: Sequence[Image.Image], reference) -> dict:
-    """Cosine similarity of the largest face in every frame to the conditioning embedding (None: no face)."""
-    import numpy as np
-
-    from ..conditioners import NoFaceError
-
-    values = []
-    for frame in frames:
-        try:
-            emb = face.analyze(frame).embedding
-            values.append(float(np.dot(emb, reference) / (np.linalg.norm(emb) * np.linalg.norm(reference))))
-        except NoFaceError:
-            values.append(None)
-    found = [v for v in values if v is not None]
-    return {"per_frame": values, "mean": float(np.mean(found)) if found else None,
-            "frames_with_face": len(found), "frames": len(values)}
+            warnings.warn(f"{key}={getattr(s, key)} is not {rule}; using {new}.", stacklevel=3)
+    return replace(s, height=h, width=w, num_frames=f)
 
 
 def peak_memory() -> dict:
@@ -348,13 +286,6 @@ def machine_info(pipe) -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
-
-
-def load_face_analyzer(face_models: Optional[str], embedder: str, device: str, detector: Optional[str] = None):
-    from ..conditioners import FaceAnalyzer
-
-    return FaceAnalyzer.from_options(models=face_models, embedder=embedder, device=device,
-                                     detector=detector or "insightface")
 
 
 def _version() -> str:

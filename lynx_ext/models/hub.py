@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..inference.presets import OFFICIAL_ADAPTER_REPO
+from .presets import OFFICIAL_ADAPTER_REPO
 
 
 def adapter_cache_dir() -> Path:

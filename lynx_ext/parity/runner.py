@@ -83,8 +83,7 @@ class ParityCase:
     def capture(self, latent_name: str) -> dict[int, torch.Tensor]:
         from ..pipeline.reference_pass import capture_reference_features
 
-        return capture_reference_features(self.dit, self.lynx, self.inp(latent_name), self.inp("ref_text_embeds"),
-                                          self.pipe._lynx_install.inner_model_fn)
+        return capture_reference_features(self.pipe, self.inp(latent_name), self.inp("ref_text_embeds"))
 
     @cached_property
     def ref_cond(self):
@@ -96,22 +95,22 @@ class ParityCase:
 
     @cached_property
     def packed_ref(self):
-        from ..pipeline.packed_forward import packed_forward
+        from ..training.packed_forward import packed_forward
 
         text = self.inp("ref_text_embeds")
         with torch.no_grad():
-            feats, lens = packed_forward(self.dit, self.lynx, [self.inp("ref_latent"), self.inp("packed_ref_latent_2")],
+            feats, lens = packed_forward(self.pipe, [self.inp("ref_latent"), self.inp("packed_ref_latent_2")],
                                          torch.zeros(1), [text, text], capture=True)
         return feats, lens
 
     @cached_property
     def packed_preds(self):
-        from ..pipeline.packed_forward import packed_forward
+        from ..training.packed_forward import packed_forward
 
         feats, lens = self.packed_ref
         with torch.no_grad():
             return packed_forward(
-                self.dit, self.lynx, [self.inp("latents"), self.inp("packed_latents_2")], self.timestep,
+                self.pipe, [self.inp("latents"), self.inp("packed_latents_2")], self.timestep,
                 [self.inp("prompt_embeds"), self.inp("packed_prompt_embeds_2")],
                 id_tokens=[self.tokens("arcface_embed"), self.tokens("packed_arcface_embed_2")],
                 ref_features=feats, ref_lens=lens,

@@ -1,4 +1,5 @@
-"""`install` / `set_scales` / `uninstall`: put Lynx into a DiffSynth `WanVideoPipeline` and take it out again.
+"""`install` / `set_scales` / `replace_adapters` / `uninstall`: put Lynx into a DiffSynth `WanVideoPipeline` and
+take it out again.
 
 What install changes, all reversible:
 - ``pipe.lynx`` = the adapters (a named child, so VRAM management, ``freeze_except("lynx")`` and
@@ -11,40 +12,23 @@ What install changes, all reversible:
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from torch import nn
 
+from ..adapters.attention import id_cross_attention_forward, ref_self_attention_forward
 from ..adapters.handle import AdapterHandle
-from ..adapters.id_attention import id_cross_attention_forward
 from ..adapters.loading import check_fits, dit_shape
 from ..adapters.lynx_adapters import LynxAdapters
-from ..adapters.ref_attention import ref_self_attention_forward
+from ..models.presets import VARIANTS
+from .installation import _ATTR, MISSING, LynxInstallation, LynxInstallError, installation, is_installed
 from .lynx_pipeline import lynx_pipeline_class
 from .model_fn import model_fn_lynx
+from .settings import LynxSettings, _UNSET, normalise_blocks, normalise_window
 from .units import lynx_units
 
-_MISSING = object()
-
-
-class LynxInstallError(RuntimeError):
-    """The pipeline cannot take the Lynx extension (or already has it)."""
-
-
-@dataclass
-class InstallRecord:
-    """What `uninstall` needs to restore the pipeline exactly."""
-
-    handle: AdapterHandle
-    original_class: type
-    original_model_fn: Callable
-    inner_model_fn: Callable
-    original_in_iteration_models: tuple
-    original_in_iteration_models_2: Any
-    units: list
-    overridden: list = field(default_factory=list)  # (module, previous __dict__ forward or _MISSING)
-    defaults: dict = field(default_factory=dict)
+__all__ = ["install", "set_scales", "replace_adapters", "uninstall", "installation", "is_installed",
+           "LynxInstallError"]
 
 
 def _dits(pipe) -> list[nn.Module]:
@@ -52,14 +36,14 @@ def _dits(pipe) -> list[nn.Module]:
 
 
 def _check_pipe(pipe, adapters: LynxAdapters) -> None:
-    if getattr(pipe, "_lynx_install", None) is not None:
+    if is_installed(pipe):
         raise LynxInstallError("Lynx is already installed on this pipeline; call uninstall(pipe) first.")
     if getattr(pipe, "dit", None) is None:
         raise LynxInstallError("The pipeline has no DiT (pipe.dit is None); load a Wan2.1 DiT first.")
     if getattr(pipe, "use_unified_sequence_parallel", False):
         raise LynxInstallError(
             "This pipeline uses unified sequence parallel (USP), which replaces the self-attention forwards "
-            "Lynx needs. Build the pipeline without use_usp, or use lynx_ext's multi-GPU inference."
+            "Lynx needs. Build the pipeline without use_usp (Lynx runs on one GPU per generation)."
         )
     for dit in _dits(pipe):
         if not hasattr(dit, "blocks") or not all(hasattr(b, "self_attn") and hasattr(b, "cross_attn") for b in dit.blocks):
@@ -71,52 +55,57 @@ def _check_pipe(pipe, adapters: LynxAdapters) -> None:
 def install(
     pipe,
     adapters: LynxAdapters,
-    id_scale: float = 1.0,
-    ref_scale: float = 1.0,
+    id_scale: Optional[float] = None,
+    ref_scale: Optional[float] = None,
     blocks: Optional[Sequence[int]] = None,
-    face_embedder: Any = None,
+    step_window: Optional[Sequence[float]] = None,
+    face_analyzer: Any = None,
 ):
     """Install Lynx into ``pipe`` (a DiffSynth `WanVideoPipeline`). Returns the pipe.
 
     Args:
         adapters: `LynxAdapters` for this DiT (see `load_lynx_adapters`).
-        id_scale: default ID-branch scale (overridable per call).
-        ref_scale: default Ref-branch scale (overridable per call).
+        id_scale / ref_scale: installed branch scales (default: the variant's official values); a call that
+            passes ``None`` uses these, and `set_scales` changes them.
         blocks: restrict both branches to these block indices (default: every adapted block).
-        face_embedder: optional face analyzer (see `lynx_ext.conditioners`) used when a face *image* is given.
+        step_window: ``(start, end)`` fractions of the denoising steps where the adapters act (default: all).
+        face_analyzer: a `FaceAnalyzer` used when the pipeline is given a face *image* (``lynx_id_image``).
     """
     _check_pipe(pipe, adapters)
-    adapters = adapters.to(device=pipe.device, dtype=pipe.torch_dtype)
-    handle = AdapterHandle(adapters)
-    inner = pipe.model_fn
-    record = InstallRecord(
-        handle=handle,
-        original_class=pipe.__class__,
-        original_model_fn=inner,
-        inner_model_fn=inner,
-        original_in_iteration_models=pipe.in_iteration_models,
-        original_in_iteration_models_2=getattr(pipe, "in_iteration_models_2", _MISSING),
-        units=lynx_units(),
-        defaults={"id_scale": float(id_scale), "ref_scale": float(ref_scale),
-                  "blocks": None if blocks is None else [int(b) for b in blocks]},
+    variant = VARIANTS[adapters.config.variant]
+    settings = LynxSettings(
+        id_scale=variant.id_scale if id_scale is None else float(id_scale),
+        ref_scale=variant.ref_scale if ref_scale is None else float(ref_scale),
+        blocks=normalise_blocks(blocks), step_window=normalise_window(step_window),
     )
+    inst = LynxInstallation(
+        handle=AdapterHandle(adapters.to(device=pipe.device, dtype=pipe.torch_dtype)),
+        settings=settings,
+        host_model_fn=pipe.model_fn,
+        num_blocks=dit_shape(pipe.dit)[1],
+        face_analyzer=face_analyzer,
+        original_class=pipe.__class__,
+        original_in_iteration_models=pipe.in_iteration_models,
+        original_in_iteration_models_2=getattr(pipe, "in_iteration_models_2", MISSING),
+        units=lynx_units(),
+    )
+    inst.forward_inputs(blocks=settings.blocks)  # validates the block selection against this DiT
     for dit in _dits(pipe):
         for index, block in enumerate(dit.blocks):
-            for module, fn in ((block.self_attn, ref_self_attention_forward), (block.cross_attn, id_cross_attention_forward)):
-                previous = module.__dict__.get("forward", _MISSING)
-                record.overridden.append((module, previous))
-                forward = functools.partial(fn, module, handle=handle, block=index)
+            for module, fn in ((block.self_attn, ref_self_attention_forward),
+                               (block.cross_attn, id_cross_attention_forward)):
+                inst.overridden.append((module, module.__dict__.get("forward", MISSING)))
+                forward = functools.partial(fn, module, handle=inst.handle, block=index)
                 forward.lynx_override = True
                 module.forward = forward
-    pipe.lynx = adapters
+    pipe.lynx = inst.handle.adapters
     pipe.in_iteration_models = tuple(pipe.in_iteration_models) + ("lynx",)
-    if record.original_in_iteration_models_2 is not _MISSING:
+    if inst.original_in_iteration_models_2 is not MISSING:
         pipe.in_iteration_models_2 = tuple(pipe.in_iteration_models_2) + ("lynx",)
-    pipe.__dict__["lynx_face"] = face_embedder  # never registered as a child module
     position = _unit_position(pipe)
-    pipe.units[position:position] = record.units
-    pipe.model_fn = functools.partial(model_fn_lynx, _inner=inner, _defaults=record.defaults)
-    pipe._lynx_install = record
+    pipe.units[position:position] = inst.units
+    pipe.model_fn = functools.partial(model_fn_lynx, _installation=inst)
+    pipe.__dict__[_ATTR] = inst
     pipe.__class__ = lynx_pipeline_class(pipe.__class__)
     return pipe
 
@@ -129,56 +118,44 @@ def _unit_position(pipe) -> int:
 
 
 def set_scales(pipe, id_scale: Optional[float] = None, ref_scale: Optional[float] = None,
-               blocks: Optional[Sequence[int]] | object = _MISSING) -> None:
-    """Change the default branch scales (and block selection) of an installed pipeline."""
-    record = _record(pipe)
-    if id_scale is not None:
-        record.defaults["id_scale"] = float(id_scale)
-    if ref_scale is not None:
-        record.defaults["ref_scale"] = float(ref_scale)
-    if blocks is not _MISSING:
-        record.defaults["blocks"] = None if blocks is None else [int(b) for b in blocks]
+               blocks: Optional[Sequence[int]] | object = _UNSET,
+               step_window: Optional[Sequence[float]] | object = _UNSET) -> None:
+    """Change the installed defaults: ``None`` scales keep theirs; ``blocks=None`` / ``step_window=None`` reset
+    to every block / every step. Every later call that leaves these unset uses them (generation and training)."""
+    inst = installation(pipe)
+    new = inst.settings.updated(id_scale=id_scale, ref_scale=ref_scale, blocks=blocks, step_window=step_window)
+    if new.blocks is not None:
+        inst.forward_inputs(blocks=new.blocks)  # validates against this DiT
+    inst.settings = new
 
 
 def replace_adapters(pipe, adapters: LynxAdapters) -> None:
     """Swap in other adapter weights without reinstalling (e.g. a new training export)."""
-    record = _record(pipe)
+    inst = installation(pipe)
     for dit in _dits(pipe):
         check_fits(adapters.config, *dit_shape(dit), "adapters")
     adapters = adapters.to(device=pipe.device, dtype=pipe.torch_dtype)
-    record.handle.adapters = adapters
+    inst.handle.adapters = adapters
     pipe.lynx = adapters
 
 
 def uninstall(pipe):
     """Restore the pipeline exactly as it was before `install`. Returns the pipe."""
-    record = _record(pipe)
-    for module, previous in reversed(record.overridden):
-        if previous is _MISSING:
+    inst = installation(pipe)
+    for module, previous in reversed(inst.overridden):
+        if previous is MISSING:
             module.__dict__.pop("forward", None)
         else:
             module.__dict__["forward"] = previous
-    pipe.units[:] = [u for u in pipe.units if all(u is not v for v in record.units)]
-    pipe.model_fn = record.original_model_fn
-    pipe.in_iteration_models = record.original_in_iteration_models
-    if record.original_in_iteration_models_2 is not _MISSING:
-        pipe.in_iteration_models_2 = record.original_in_iteration_models_2
+    pipe.units[:] = [u for u in pipe.units if all(u is not v for v in inst.units)]
+    pipe.model_fn = inst.host_model_fn
+    pipe.in_iteration_models = inst.original_in_iteration_models
+    if inst.original_in_iteration_models_2 is not MISSING:
+        pipe.in_iteration_models_2 = inst.original_in_iteration_models_2
     if "lynx" in pipe._modules:
         del pipe._modules["lynx"]
-    for attr in ("lynx_face", "_lynx_call"):
-        pipe.__dict__.pop(attr, None)
-    pipe.__class__ = record.original_class
-    record.handle.adapters = None
-    del pipe._lynx_install
+    pipe.__dict__.pop("_lynx_call", None)
+    pipe.__class__ = inst.original_class
+    inst.handle.adapters = None
+    del pipe.__dict__[_ATTR]
     return pipe
-
-
-def _record(pipe) -> InstallRecord:
-    record = getattr(pipe, "_lynx_install", None)
-    if record is None:
-        raise LynxInstallError("Lynx is not installed on this pipeline.")
-    return record
-
-
-def is_installed(pipe) -> bool:
-    return getattr(pipe, "_lynx_install", None) is not None

@@ -13,7 +13,9 @@ from diffsynth.diffusion.base_pipeline import PipelineUnit
 from PIL import Image
 
 from ..conditioners.vae_sample import sample_reference_latent
+from .face_conditioning import condition_on_face
 from .guidance import LynxGuidance
+from .installation import installation
 from .reference_pass import capture_reference_features
 
 DEFAULT_REF_PROMPT = "image of a face"
@@ -48,7 +50,7 @@ class LynxUnit_CallInputs(PipelineUnit):
 
 
 class LynxUnit_FaceEmbedder(PipelineUnit):
-    """Face photo -> ArcFace embedding and the 256-px aligned crop for the Ref path (one detection)."""
+    """Face photo -> identity embedding and the 256-px aligned crop for the Ref path (`condition_on_face`)."""
 
     def __init__(self):
         super().__init__(
@@ -60,19 +62,12 @@ class LynxUnit_FaceEmbedder(PipelineUnit):
     def process(self, pipe, lynx_id_image, lynx_id_embeds, lynx_ref_image, lynx_ref_latents, lynx_ref_features):
         if lynx_id_image is None:
             return {}
-        face = getattr(pipe, "lynx_face", None)
-        if face is None:
-            raise RuntimeError(
-                "A face image was given but no face embedder is attached. Install with "
-                "face_embedder=... (CLI: --face-models) or pass lynx_id_embeds directly."
-            )
-        result = face.analyze(lynx_id_image)
-        out = {"lynx_face_report": result.report()}
+        face = condition_on_face(installation(pipe).face_analyzer, lynx_id_image, pipe.lynx)
+        out = {"lynx_face_report": face.analysis.report()}
         if lynx_id_embeds is None:
-            out["lynx_id_embeds"] = torch.as_tensor(result.embedding)[None]
-        needs_ref = pipe.lynx.config.has_ref and lynx_ref_latents is None and lynx_ref_features is None
-        if lynx_ref_image is None and needs_ref:
-            out["lynx_ref_image"] = result.ref_crop
+            out["lynx_id_embeds"] = face.id_embeds
+        if lynx_ref_image is None and lynx_ref_latents is None and lynx_ref_features is None:
+            out["lynx_ref_image"] = face.ref_image
         return out
 
 
@@ -146,12 +141,9 @@ class LynxUnit_RefEmbedder(PipelineUnit):
             pipe.load_models_to_device(("dit",))
             out = {}
             if lynx_ref_features is None:
-                out["lynx_ref_features"] = capture_reference_features(pipe.dit, pipe.lynx, latents["cond"], context,
-                                                                      pipe._lynx_install.inner_model_fn)
+                out["lynx_ref_features"] = capture_reference_features(pipe, latents["cond"], context)
             if want_nega:
-                out["lynx_ref_features_nega"] = capture_reference_features(
-                    pipe.dit, pipe.lynx, latents["nega"], context, pipe._lynx_install.inner_model_fn
-                )
+                out["lynx_ref_features_nega"] = capture_reference_features(pipe, latents["nega"], context)
         return out
 
 

@@ -2,7 +2,8 @@
 
 The pipe is built in ``configure_model`` (never in ``__init__``, so recipes parse and validate without loading
 weights) and the extension is installed through its registered entry point. A training step packs the pack's
-samples into one DiT sequence (`packed_forward`) and applies DiffSynth's flow-matching loss per sample.
+samples into one DiT sequence (`packed_forward`, the only forward training runs) and applies DiffSynth's
+flow-matching loss per sample (the host scheduler's noising, target and timestep weight).
 """
 from __future__ import annotations
 
@@ -137,7 +138,8 @@ class LynxModule(pl.LightningModule):
     def pack_loss(self, pack: list[dict], generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Mean over the pack's samples of DiffSynth's weighted flow-matching loss, in one packed DiT forward."""
         from ..conditioners.vae_sample import sample_reference_latent
-        from ..pipeline.packed_forward import packed_forward
+        from ..pipeline.units import DEFAULT_REF_PROMPT
+        from .packed_forward import packed_forward
 
         pipe, lynx = self.pipe, self.pipe.lynx
         g = generator or self.step_generator()
@@ -166,11 +168,10 @@ class LynxModule(pl.LightningModule):
         feats, ref_lens = None, None
         if refs:
             with torch.no_grad():
-                ref_ctx = self.context("image of a face")
-                feats, ref_lens = packed_forward(pipe.dit, lynx, refs, torch.zeros(1), [ref_ctx] * len(refs),
-                                                 capture=True)
+                ref_ctx = self.context(DEFAULT_REF_PROMPT)
+                feats, ref_lens = packed_forward(pipe, refs, torch.zeros(1), [ref_ctx] * len(refs), capture=True)
                 feats = {b: f.detach() for b, f in feats.items()}
-        preds = packed_forward(pipe.dit, lynx, noisy, torch.tensor(timesteps), contexts, id_tokens=tokens,
+        preds = packed_forward(pipe, noisy, torch.tensor(timesteps), contexts, id_tokens=tokens,
                                ref_features=feats, ref_lens=ref_lens,
                                use_gradient_checkpointing=self.gradient_checkpointing and self.training)
         losses = [torch.nn.functional.mse_loss(p.float(), tgt.float()) * w for p, tgt, w in zip(preds, targets, weights)]

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..atomic_write import atomic_path
+from .atomic_write import atomic_path
 
 
 class OutputExistsError(FileExistsError):

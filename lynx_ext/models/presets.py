@@ -36,6 +36,20 @@ VARIANTS = {
     "lite": VariantDefaults(num_frames=121, fps=24),
 }
 
+# Base-model presets whose sizes differ from the official ones (applied over the variant's defaults).
+PRESET_OVERRIDES = {
+    "tiny": dict(height=128, width=128, num_frames=9, fps=8, num_inference_steps=6),
+}
+
+
+def variant_defaults(variant: str, preset: Optional[str] = None) -> VariantDefaults:
+    """The defaults of ``variant`` on base-model ``preset`` (a clear error for an unknown variant)."""
+    from dataclasses import replace
+
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}.")
+    return replace(VARIANTS[variant], **PRESET_OVERRIDES.get(preset or "", {}))
+
 
 @dataclass(frozen=True)
 class BaseModelPreset:

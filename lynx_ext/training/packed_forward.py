@@ -1,8 +1,10 @@
-"""Packed (variable-length) DiT forward: several samples of different sizes in one sequence.
+"""The training forward: several samples of different sizes in one DiT sequence (the only forward training runs).
 
 Each sample keeps its own RoPE grid, text, identity tokens and reference features and attends only to its
 own tokens (the official NaViT-style forward). Timesteps may be shared (the official behaviour) or per
-sample (training), using the DiT's per-token modulation path.
+sample, using the DiT's per-token modulation path. The host's ``model_fn`` has neither per-sample timesteps
+nor variable-length attention; on one unpacked sample this forward equals it (``tests/test_packed_forward.py``).
+The Lynx inputs are built by the installation's `forward_inputs`, as for inference.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from diffsynth.core import gradient_checkpoint_forward
 from diffsynth.models.wan_video_dit import sinusoidal_embedding_1d
 from einops import rearrange
 
-from ..adapters.state import PackedSegments
+from ..adapters.forward_inputs import BRANCHES_OFF, PackedSegments
+from ..pipeline.installation import installation
 
 
 def _freqs(dit, f: int, h: int, w: int, device) -> torch.Tensor:
@@ -35,21 +38,20 @@ def _time(dit, timesteps: torch.Tensor, lens: list[int], dtype):
 
 
 def packed_forward(
-    dit,
-    lynx,
+    pipe,
     latents: Sequence[torch.Tensor],
     timesteps: torch.Tensor,
     contexts: Sequence[torch.Tensor],
     id_tokens: Optional[Sequence[torch.Tensor]] = None,
     ref_features: Optional[dict[int, torch.Tensor]] = None,
     ref_lens: Optional[Sequence[int]] = None,
-    id_scale: float = 1.0,
-    ref_scale: float = 1.0,
+    id_scale: Optional[float] = None,
+    ref_scale: Optional[float] = None,
     capture: bool = False,
     use_gradient_checkpointing: bool = False,
     use_gradient_checkpointing_offload: bool = False,
 ):
-    """Run ``dit`` once over all samples.
+    """Run the installed pipeline's DiT once over all samples (text-to-video DiTs).
 
     Args:
         latents: per sample ``[1, C, F, H, W]`` (sizes may differ).
@@ -57,14 +59,21 @@ def packed_forward(
         contexts: per sample raw text embeddings ``[1, L_i, text_dim]``.
         id_tokens: per sample identity tokens ``[1, N_i, C]`` (or None: no ID branch).
         ref_features: block -> packed ``[1, sum(ref_lens), dim]`` features, with ``ref_lens``.
+        id_scale / ref_scale: None = the installed values.
         capture: record every block's self-attention input instead (the packed reference pass); returns
             ``(features, video_lens)``.
     Returns:
         per sample predictions ``[1, C, F, H, W]``.
     """
+    inst = installation(pipe)
+    dit = pipe.dit
+    if getattr(dit, "has_image_input", False):
+        raise ValueError("Packed training supports text-to-video Wan DiTs; this DiT takes image inputs (I2V).")
     n = len(latents)
     if len(contexts) != n or (id_tokens is not None and len(id_tokens) != n):
         raise ValueError("latents, contexts and id_tokens need one entry per sample.")
+    if ref_features is not None and ref_lens is None:
+        raise ValueError("Packed reference features need ref_lens (tokens per sample).")
     dtype = latents[0].dtype
     xs, grids, freqs = [], [], []
     for lat in latents:
@@ -79,36 +88,25 @@ def packed_forward(
     x = torch.cat(xs, dim=1)
     freqs = torch.cat(freqs, dim=0)
     context = torch.cat([dit.text_embedding(c) for c in contexts], dim=1)
-    text_lens = [c.shape[1] for c in contexts]
     timesteps = torch.as_tensor(timesteps, device=x.device).flatten()
     if timesteps.numel() == 1:
         timesteps = timesteps.expand(n)
     t, t_mod = _time(dit, timesteps, video_lens, dtype)
-    state = lynx.state
-    state.segments = PackedSegments(video_lens=video_lens, text_lens=text_lens)
-    state.capture = {} if capture else None
-    state.id_scale, state.ref_scale, state.active = float(id_scale), float(ref_scale), True
-    if id_tokens is not None and not capture:
-        state.id_tokens = torch.cat(list(id_tokens), dim=1)
-        state.id_lens = [tok.shape[1] for tok in id_tokens]
+    segments = PackedSegments(video_lens=tuple(video_lens), text_lens=tuple(c.shape[1] for c in contexts))
+    sink: Optional[dict] = {} if capture else None
+    if capture:
+        inputs = inst.forward_inputs(segments=segments, capture=sink)
     else:
-        state.id_tokens, state.id_lens = None, None
-    if ref_features is not None and not capture:
-        if ref_lens is None:
-            raise ValueError("Packed reference features need ref_lens (tokens per sample).")
-        state.ref_features, state.ref_lens = ref_features, list(ref_lens)
-    else:
-        state.ref_features, state.ref_lens = None, None
-    try:
-        for block in dit.blocks:
-            x = gradient_checkpoint_forward(block, use_gradient_checkpointing, use_gradient_checkpointing_offload,
-                                            x, context, t_mod, freqs)
-        if capture:
-            return state.capture, video_lens
-        x = dit.head(x, t)
-    finally:
-        state.capture = None
-    outs = []
-    for seg, grid in zip(x.split(video_lens, dim=1), grids):
-        outs.append(dit.unpatchify(seg, grid))
-    return outs
+        inputs = inst.forward_inputs(
+            id_tokens=None if id_tokens is None else torch.cat(list(id_tokens), dim=1),
+            id_lens=None if id_tokens is None else [tok.shape[1] for tok in id_tokens],
+            ref_features=ref_features, ref_lens=ref_lens, id_scale=id_scale, ref_scale=ref_scale, segments=segments)
+    inst.handle.bind(inputs)
+    for block in dit.blocks:
+        x = gradient_checkpoint_forward(block, use_gradient_checkpointing, use_gradient_checkpointing_offload,
+                                        x, context, t_mod, freqs)
+    if capture:
+        inst.handle.bind(BRANCHES_OFF)
+        return sink, video_lens
+    x = dit.head(x, t)
+    return [dit.unpatchify(seg, grid) for seg, grid in zip(x.split(video_lens, dim=1), grids)]

@@ -67,24 +67,35 @@ def build_tiny_wan(folder: str | Path, seed: int = 0, dit: dict | None = None, v
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     dit_kwargs = dict(DEFAULT_DIT, **(dit or {}))
-    torch.manual_seed(seed)
-    model = WanModel(**dit_kwargs)
-    with torch.no_grad():  # randomise the affine norms so no parameter is a silent identity
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.add_(0.1 * torch.randn_like(p))
+    with torch.random.fork_rng(devices=[]):  # the caller's global random state is left untouched
+        torch.manual_seed(seed)
+        model = WanModel(**dit_kwargs)
+        with torch.no_grad():  # randomise the affine norms so no parameter is a silent identity
+            for name, p in model.named_parameters():
+                if "norm" in name:
+                    p.add_(0.1 * torch.randn_like(p))
+        t5 = WanTextEncoder(**DEFAULT_T5)
+        vae = TinyWanVideoVAE(dim=vae_dim)
+        for p in vae.model.parameters():
+            torch.nn.init.normal_(p, std=0.05)
     _save(model.state_dict(), folder / "dit.safetensors")
-    t5 = WanTextEncoder(**DEFAULT_T5)
     _save(t5.state_dict(), folder / "text_encoder.safetensors")
-    vae = TinyWanVideoVAE(dim=vae_dim)
-    for p in vae.model.parameters():
-        torch.nn.init.normal_(p, std=0.05)
     _save({k[len("model."):]: v for k, v in vae.state_dict().items() if k.startswith("model.")},
           folder / "vae.safetensors")
     _tokenizer(folder / "tokenizer")
     manifest = {"dit": dit_kwargs, "text_encoder": DEFAULT_T5, "vae_dim": vae_dim, "seed": seed}
     with atomic_path(folder / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))
+    return folder
+
+
+def tiny_wan_folder(home: str | Path, dit: dict | None = None) -> Path:
+    """The tiny Wan with these `WanModel` overrides under ``home`` (built on first use, then reused)."""
+    changed = {k: v for k, v in (dit or {}).items() if DEFAULT_DIT.get(k) != v}
+    key = "_".join(f"{k}{v}" for k, v in sorted(changed.items())) or "default"
+    folder = Path(home) / f"wan_{key}"
+    if not (folder / MANIFEST).is_file():
+        build_tiny_wan(folder, dit=dit)
     return folder
 
 
@@ -96,7 +107,7 @@ def register_tiny_wan(folder: str | Path) -> dict:
         ("dit.safetensors", "wan_video_dit", "diffsynth.models.wan_video_dit.WanModel", manifest["dit"], None),
         ("text_encoder.safetensors", "wan_video_text_encoder",
          "diffsynth.models.wan_video_text_encoder.WanTextEncoder", manifest["text_encoder"], None),
-        ("vae.safetensors", "wan_video_vae", "lynx_ext.models.tiny.TinyWanVideoVAE", {"dim": manifest["vae_dim"]},
+        ("vae.safetensors", "wan_video_vae", "lynx_ext.tiny.wan.TinyWanVideoVAE", {"dim": manifest["vae_dim"]},
          "diffsynth.utils.state_dict_converters.wan_video_vae.WanVideoVAEStateDictConverter"),
     ]
     known = {(c["model_hash"], c["model_name"]) for c in MODEL_CONFIGS}

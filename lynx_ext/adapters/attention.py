@@ -1,0 +1,145 @@
+"""The attention forwards with the Lynx branches, set per instance on every block's ``self_attn`` / ``cross_attn``.
+
+Both compute exactly the host's `SelfAttention.forward` / `CrossAttention.forward` and add one separate
+softmax attention before ``o``, reading the current `LynxForwardInputs` from the `AdapterHandle`:
+
+- Ref branch (self-attention): ``ref_scale * Attn(norm_q(q), norm_k(to_k_ref(F)), to_v_ref(F))`` over the
+  block's reference features ``F``, no RoPE. In capture mode the block's input is recorded instead.
+- ID branch (cross-attention): ``id_scale * Attn(norm_q(q), key_norm(to_k_ip(T)), to_v_ip(T))`` over the
+  identity tokens ``T`` (the block's register tokens appended), no RoPE. The key norm is the block's own
+  ``norm_k`` (full) or a parameter-free RMSNorm with eps 1e-5 (lite).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from diffsynth.models.wan_video_dit import flash_attention, rope_apply
+
+from .handle import AdapterHandle
+
+LITE_KEY_NORM_EPS = 1e-5
+
+
+def segment_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    num_heads: int,
+    q_lens: Optional[tuple[int, ...]] = None,
+    kv_lens: Optional[tuple[int, ...]] = None,
+) -> torch.Tensor:
+    """Multi-head attention on ``[B, S, heads*head_dim]`` tensors, no mask, scale 1/sqrt(head_dim).
+
+    With ``q_lens``/``kv_lens`` (batch 1, samples packed along the sequence) query segment i attends only to
+    key segment i: a block-diagonal attention, as the official varlen flash-attention call does.
+    Key/value batches of size 1 are broadcast over the query batch.
+    """
+    if (q_lens is None) != (kv_lens is None):
+        raise ValueError("segment_attention needs both q_lens and kv_lens, or neither.")
+    if q_lens is None:
+        if k.shape[0] != q.shape[0]:
+            if k.shape[0] != 1:
+                raise ValueError(f"Key batch {k.shape[0]} does not match query batch {q.shape[0]}.")
+            k = k.expand(q.shape[0], -1, -1)
+            v = v.expand(q.shape[0], -1, -1)
+        return flash_attention(q=q, k=k, v=v, num_heads=num_heads)
+    if q.shape[0] != 1 or len(q_lens) != len(kv_lens):
+        raise ValueError(
+            f"Packed attention needs batch 1 and one key segment per query segment; got batch {q.shape[0]}, "
+            f"{len(q_lens)} query and {len(kv_lens)} key segments."
+        )
+    if sum(q_lens) != q.shape[1] or sum(kv_lens) != k.shape[1]:
+        raise ValueError(
+            f"Segment lengths do not cover the sequences: sum(q_lens)={sum(q_lens)} vs {q.shape[1]}, "
+            f"sum(kv_lens)={sum(kv_lens)} vs {k.shape[1]}."
+        )
+    outs = [
+        flash_attention(q=qs, k=ks, v=vs, num_heads=num_heads)
+        for qs, ks, vs in zip(q.split(list(q_lens), dim=1), k.split(list(kv_lens), dim=1),
+                              v.split(list(kv_lens), dim=1))
+    ]
+    return torch.cat(outs, dim=1)
+
+
+def parameter_free_rms_norm(x: torch.Tensor, eps: float = LITE_KEY_NORM_EPS) -> torch.Tensor:
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + eps)).to(x.dtype)
+
+
+def branch_dtype(linear, x: torch.Tensor) -> torch.dtype:
+    """Compute a branch in its weights' dtype (fp32 trainable adapters on a bf16 DiT), or in the hidden-state
+    dtype when the weights are only *stored* in another dtype (fp8 under VRAM management) or absent."""
+    weight = getattr(linear, "weight", None)
+    if weight is None or not weight.is_floating_point() or weight.element_size() < 2 or weight.device.type == "meta":
+        return x.dtype
+    return weight.dtype
+
+
+def effective_id_scale(scale: float, lite_zero_scale_quirk: bool) -> float:
+    """The official lite code computes ``ip_scale or 1.0``; we only do that when asked to."""
+    if lite_zero_scale_quirk and not scale:
+        return 1.0
+    return scale
+
+
+def _branch(q, k, v, num_heads, segments, kv_lens):
+    """One branch's attention (packed when ``segments`` is set), computed in the branch values' dtype."""
+    q = q.to(v.dtype)
+    if segments is None:
+        return segment_attention(q, k.to(v.dtype), v, num_heads)
+    return segment_attention(q, k.to(v.dtype), v, num_heads, segments.video_lens, kv_lens)
+
+
+def ref_self_attention_forward(self, x: torch.Tensor, freqs: torch.Tensor, *, handle: AdapterHandle, block: int):
+    inputs = handle.inputs
+    if inputs.capture is not None:
+        inputs.capture[block] = x
+    seg = inputs.segments
+    q = self.norm_q(self.q(x))
+    k = self.norm_k(self.k(x))
+    v = self.v(x)
+    q_rope = rope_apply(q, freqs, self.num_heads)
+    k_rope = rope_apply(k, freqs, self.num_heads)
+    if seg is None:
+        out = self.attn(q_rope, k_rope, v)
+    else:
+        out = segment_attention(q_rope, k_rope, v, self.num_heads, seg.video_lens, seg.video_lens)
+    layer = handle.adapters.ref_layers[str(block)] if str(block) in handle.adapters.ref_layers else None
+    if layer is not None and inputs.ref_features is not None and inputs.ref_scale != 0 and inputs.block_active(block):
+        feat = inputs.ref_features[block].to(dtype=branch_dtype(layer.to_k_ref, x), device=x.device)
+        ref_k = self.norm_k(layer.to_k_ref(feat))
+        ref_v = layer.to_v_ref(feat)
+        out = out + inputs.ref_scale * _branch(q, ref_k, ref_v, self.num_heads, seg, inputs.ref_lens).to(out.dtype)
+    return self.o(out)
+
+
+def id_cross_attention_forward(self, x: torch.Tensor, y: torch.Tensor, *, handle: AdapterHandle, block: int):
+    inputs = handle.inputs
+    seg = inputs.segments
+    if self.has_image_input:
+        img, ctx = y[:, :257], y[:, 257:]
+    else:
+        ctx = y
+    q = self.norm_q(self.q(x))
+    k = self.norm_k(self.k(ctx))
+    v = self.v(ctx)
+    if seg is None:
+        out = self.attn(q, k, v)
+    else:
+        out = segment_attention(q, k, v, self.num_heads, seg.video_lens, seg.text_lens)
+    if self.has_image_input:
+        k_img = self.norm_k_img(self.k_img(img))
+        v_img = self.v_img(img)
+        out = out + flash_attention(q, k_img, v_img, num_heads=self.num_heads)  # never packed (see packed_forward)
+    adapters = handle.adapters
+    layer = adapters.id_layers[str(block)] if str(block) in adapters.id_layers else None
+    scale = effective_id_scale(inputs.id_scale, adapters.config.lite_zero_scale_quirk)
+    if layer is not None and inputs.id_tokens is not None and scale != 0 and inputs.block_active(block):
+        tokens = inputs.id_tokens.to(dtype=branch_dtype(layer.to_k_ip, x), device=x.device)
+        tokens, lens = layer.tokens_with_registers(tokens, inputs.id_lens)
+        id_k = layer.to_k_ip(tokens)
+        id_k = self.norm_k(id_k) if adapters.config.id_key_norm == "shared" else parameter_free_rms_norm(id_k)
+        id_v = layer.to_v_ip(tokens)
+        out = out + scale * _branch(q, id_k, id_v, self.num_heads, seg, lens).to(out.dtype)
+    return self.o(out)

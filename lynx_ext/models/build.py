@@ -1,0 +1,90 @@
+"""`build_wan_pipe`: the one place a DiffSynth `WanVideoPipeline` is built, for inference, training and the tiny preset."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple, Optional, Sequence
+
+import torch
+
+from .dtypes import torch_dtype
+from .presets import BASE_MODELS
+
+
+def vram_options(device: str, dtype: torch.dtype, offload: bool, fp8: bool, vram_limit: Optional[float]) -> dict:
+    """DiffSynth `ModelConfig` VRAM keywords: weights stored on the CPU (fp8 when asked), computed on ``device``."""
+    if not (offload or fp8 or vram_limit is not None):
+        return {}
+    store = torch.float8_e4m3fn if fp8 else dtype
+    return dict(offload_device="cpu", offload_dtype=store, onload_device="cpu", onload_dtype=store,
+                preparing_device=device, preparing_dtype=dtype, computation_device=device, computation_dtype=dtype)
+
+
+class WanPipe(NamedTuple):
+    """What `build_wan_pipe` returns: the pipeline, its weight files, and its VRAM keywords (empty: all on device)."""
+
+    pipe: Any
+    files: list[str]
+    vram: dict
+
+
+def build_wan_pipe(
+    preset: str = "wan2.1-t2v-14b",
+    model_paths: Sequence[str] = (),
+    model_id_with_origin_paths: Sequence[str] = (),
+    tokenizer_path: Optional[str] = None,
+    device: str = "cpu",
+    dtype: str = "bf16",
+    vram_limit: Optional[float] = None,
+    offload: bool = False,
+    fp8: bool = False,
+    tiny_dit: Optional[dict] = None,
+    tiny_home: Optional[Path] = None,
+):
+    """A `WanVideoPipeline` (as a `WanPipe` with its weight files and VRAM keywords).
+
+    ``preset``: ``wan2.1-t2v-14b`` (DiffSynth model ids, downloaded when online, unless ``model_paths`` /
+    ``model_id_with_origin_paths`` are given), ``custom`` (those are required) or ``tiny`` (a tiny random Wan
+    built once under ``tiny_home``; ``tiny_dit`` overrides its `WanModel` keywords).
+    """
+    from diffsynth.core import ModelConfig
+    from diffsynth.pipelines.wan_video import WanVideoPipeline
+
+    from .wan_diffusers import register_diffusers_wan_14b
+
+    dt = torch_dtype(dtype)
+    vram = vram_options(device, dt, offload, fp8, vram_limit)
+    if vram and device == "cpu":
+        from ..compat import ensure_cpu_empty_cache
+
+        ensure_cpu_empty_cache()
+    if preset == "tiny":
+        from ..tiny import tiny_home as default_home
+        from ..tiny.wan import tiny_model_configs, tiny_wan_folder
+
+        folder = tiny_wan_folder(tiny_home or default_home(), tiny_dit)
+        configs, tokenizer = tiny_model_configs(folder, **vram)
+    else:
+        if preset not in BASE_MODELS and preset != "custom":
+            raise ValueError(f"Unknown base model preset {preset!r}; use one of {', '.join(BASE_MODELS)} or custom.")
+        missing = [p for p in model_paths if not Path(p).exists()]
+        if missing:
+            raise FileNotFoundError(f"Base model file {missing[0]} does not exist.")
+        register_diffusers_wan_14b()
+        configs = [ModelConfig(path=str(p), **vram) for p in model_paths]
+        specs = list(model_id_with_origin_paths)
+        if not configs and not specs:
+            if preset == "custom":
+                raise ValueError("The 'custom' base model needs model_paths or model_id_with_origin_paths.")
+            specs = BASE_MODELS[preset].model_id_with_origin_paths
+        for spec in specs:
+            model_id, _, pattern = spec.partition(":")
+            configs.append(ModelConfig(model_id=model_id, origin_file_pattern=pattern, **vram))
+        tok_id, _, tok_pattern = BASE_MODELS["wan2.1-t2v-14b"].tokenizer.partition(":")
+        tokenizer = (ModelConfig(path=tokenizer_path) if tokenizer_path
+                     else ModelConfig(model_id=tok_id, origin_file_pattern=tok_pattern))
+    pipe = WanVideoPipeline.from_pretrained(torch_dtype=dt, device=device, model_configs=configs,
+                                            tokenizer_config=tokenizer, vram_limit=vram_limit)
+    files = []
+    for c in configs:
+        files += c.path if isinstance(c.path, list) else [c.path]
+    return WanPipe(pipe, [str(f) for f in files if f], vram)

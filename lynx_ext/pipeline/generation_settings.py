@@ -1,0 +1,79 @@
+"""`GenerationSettings`: the one type for the options of a Lynx generation (CLI, Python API, batch files,
+training samples, evaluation sweeps). Unset values take the variant's defaults (`lynx_ext.models.presets`);
+unset adapter scales, window and blocks take the pipeline's installed values (`set_scales`)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Optional, Union
+
+from ..models.presets import OFFICIAL_NEGATIVE_PROMPT, VariantDefaults
+
+VARIANT_DEFAULT = "default"
+"""``cfg_scale_i`` value meaning "the variant's" (None means two-branch guidance)."""
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Options of one generation; ``None`` = the default (see the module docstring)."""
+
+    seed: Optional[int] = None
+    num_frames: Optional[int] = None
+    height: Optional[int] = None
+    width: Optional[int] = None
+    fps: Optional[int] = None
+    num_inference_steps: Optional[int] = None
+    cfg_scale: Optional[float] = None
+    cfg_scale_i: Union[float, None, str] = VARIANT_DEFAULT
+    id_scale: Optional[float] = None
+    ref_scale: Optional[float] = None
+    step_window: Optional[tuple[float, float]] = None
+    blocks: Optional[tuple[int, ...]] = None
+    sampler: Optional[str] = None
+    sigma_shift: Optional[float] = None
+    negative_prompt: Optional[str] = None
+    tiled: bool = True
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_mapping(cls, values: dict, source: str = "settings") -> "GenerationSettings":
+        """Build from a mapping (a batch row, a sweep arm); an unknown key is an error naming it."""
+        unknown = sorted(set(values) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(cls.field_names())}.")
+        return cls(**values)
+
+    def merged(self, other: "GenerationSettings") -> "GenerationSettings":
+        """``other``'s set values over these."""
+        changes = {f.name: getattr(other, f.name) for f in fields(other)
+                   if getattr(other, f.name) != getattr(GenerationSettings, f.name, None)}
+        return replace(self, **changes)
+
+    def resolved(self, defaults: VariantDefaults) -> "GenerationSettings":
+        """Unset sampling options filled from ``defaults`` (scales, window and blocks stay as given)."""
+        changes = {}
+        for name in ("seed", "num_frames", "height", "width", "fps", "num_inference_steps", "cfg_scale", "sampler",
+                     "sigma_shift"):
+            if getattr(self, name) is None:
+                changes[name] = getattr(defaults, name)
+        if self.cfg_scale_i == VARIANT_DEFAULT:
+            changes["cfg_scale_i"] = defaults.cfg_scale_i
+        if self.negative_prompt is None:
+            changes["negative_prompt"] = OFFICIAL_NEGATIVE_PROMPT
+        return replace(self, **changes)
+
+    def pipe_kwargs(self) -> dict:
+        """Keyword arguments of the installed pipeline's ``__call__`` (call `resolved` first)."""
+        return dict(
+            negative_prompt=self.negative_prompt, seed=self.seed, height=self.height, width=self.width,
+            num_frames=self.num_frames, num_inference_steps=self.num_inference_steps, cfg_scale=self.cfg_scale,
+            cfg_scale_i=self.cfg_scale_i, sigma_shift=self.sigma_shift, sampler=self.sampler, tiled=self.tiled,
+            lynx_id_scale=self.id_scale, lynx_ref_scale=self.ref_scale,
+            lynx_step_window=None if self.step_window is None else list(self.step_window),
+            lynx_blocks=None if self.blocks is None else list(self.blocks),
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
