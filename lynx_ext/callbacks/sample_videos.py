@@ -8,7 +8,8 @@ import lightning.pytorch as pl
 
 from ..pipeline.generation_settings import GenerationSettings
 from .ema import maybe_ema
-from .sampling import SAMPLE_SETTINGS, FacePair, generate_pairs, pair_fields
+from ..training.args import FacePair
+from .sampling import SAMPLE_SETTINGS, generate_pairs, pair_fields
 
 
 class SampleVideos(pl.Callback):

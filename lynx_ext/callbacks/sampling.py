@@ -1,21 +1,17 @@
 """Generating a few fixed (face, prompt) pairs from the model being trained (for samples and validation)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from ..pipeline.generation_settings import GenerationSettings
+from ..training.args import FacePair
 
 SAMPLE_SETTINGS = GenerationSettings(num_frames=9, height=128, width=128, num_inference_steps=10, seed=0,
                                      cfg_scale_i=None, negative_prompt="", tiled=False)
 """Training-time samples are small by default; unset values take the variant's defaults."""
 
 
-@dataclass
-class FacePair:
-    image: str
-    prompt: str
+
 
 
 def pair_fields(pair) -> tuple[str, str]:

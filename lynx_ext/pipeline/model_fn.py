@@ -49,11 +49,13 @@ def model_fn_lynx(
         return host(timestep=timestep, context=ctx, **kwargs)
 
     cond = branch(context, lynx_id_tokens, lynx_ref_features)
-    if lynx_guidance is None or not lynx_guidance.enabled:
-        return cond
-    g = lynx_guidance
-    uncond = branch(g.context_nega, g.id_tokens_nega, g.ref_features_nega)
-    identity = None
-    if g.cfg_scale_i is not None:
-        identity = branch(g.context_nega, lynx_id_tokens, lynx_ref_features)
-    return combine_guidance(cond, uncond, g.cfg_scale, identity, g.cfg_scale_i)
+    if lynx_guidance is not None and lynx_guidance.enabled:
+        g = lynx_guidance
+        uncond = branch(g.context_nega, g.id_tokens_nega, g.ref_features_nega)
+        identity = None
+        if g.cfg_scale_i is not None:
+            identity = branch(g.context_nega, lynx_id_tokens, lynx_ref_features)
+        cond = combine_guidance(cond, uncond, g.cfg_scale, identity, g.cfg_scale_i)
+    if not torch.is_grad_enabled():  # with autograd the inputs stay bound for checkpointed recomputation
+        inst.handle.bind(BRANCHES_OFF)
+    return cond

@@ -65,3 +65,50 @@ class LossArgs:
     max_timestep_boundary: float = 1.0
     timestep_weighting: bool = True
     sigma_shift: float = 5.0
+
+
+@dataclass
+class AugmentArgs:
+    """Augmentations of the identity conditioning."""
+
+    cross_sample_identity: float = 0.8
+    """Probability of taking the identity image from *another* sample of the same identity (when one exists)."""
+    crop_scale: tuple[float, float] = (0.85, 1.0)
+    """Random-resized-crop area range applied to the 256-px reference crop."""
+    color_jitter: float = 0.1
+    """Brightness/contrast/saturation jitter amplitude of the reference crop (0 disables)."""
+    embed_noise: float = 0.0
+    """Std of Gaussian noise added to the face embedding before re-normalising (0 disables)."""
+
+
+@dataclass
+class DropoutArgs:
+    """Condition dropout rates; a dropped face is the zero embedding, a dropped reference the grey image,
+    a dropped text the empty prompt — exactly the inputs of the unconditional guidance branch."""
+
+    face: float = 0.05
+    ref: float = 0.05
+    text: float = 0.1
+    all: float = 0.05
+    """Probability of dropping face, reference and text together."""
+
+
+@dataclass
+class SampleSpec:
+    """Frames, resolution buckets and stride of training samples."""
+
+    num_frames: int = 81
+    """Frames per video sample (4n+1; shorter videos use the longest 4n+1 prefix). Images are 1 frame."""
+    buckets: list[tuple[int, int]] = field(default_factory=lambda: [(480, 832)])
+    """(height, width) buckets (multiples of 16); each sample goes to the bucket nearest its aspect ratio."""
+    frame_stride: int = 1
+    images_only: bool = False
+    """Treat every sample as a single frame (stage-1 image pre-training; videos give their middle frame)."""
+    ref_size: int = 256
+    """Side of the reference crop fed to the VAE (official: 256; smaller only for quick experiments)."""
+
+
+@dataclass
+class FacePair:
+    image: str
+    prompt: str

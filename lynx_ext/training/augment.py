@@ -1,36 +1,10 @@
 """Identity-image augmentation and condition dropout (so that every guidance branch is trained)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from PIL import Image, ImageEnhance
 
-
-@dataclass
-class AugmentArgs:
-    """Augmentations of the identity conditioning."""
-
-    cross_sample_identity: float = 0.8
-    """Probability of taking the identity image from *another* sample of the same identity (when one exists)."""
-    crop_scale: tuple[float, float] = (0.85, 1.0)
-    """Random-resized-crop area range applied to the 256-px reference crop."""
-    color_jitter: float = 0.1
-    """Brightness/contrast/saturation jitter amplitude of the reference crop (0 disables)."""
-    embed_noise: float = 0.0
-    """Std of Gaussian noise added to the face embedding before re-normalising (0 disables)."""
-
-
-@dataclass
-class DropoutArgs:
-    """Condition dropout rates; a dropped face is the zero embedding, a dropped reference the grey image,
-    a dropped text the empty prompt — exactly the inputs of the unconditional guidance branch."""
-
-    face: float = 0.05
-    ref: float = 0.05
-    text: float = 0.1
-    all: float = 0.05
-    """Probability of dropping face, reference and text together."""
+from .args import AugmentArgs, DropoutArgs
 
 
 def jitter_crop(crop: Image.Image, rng: np.random.Generator, args: AugmentArgs) -> Image.Image:

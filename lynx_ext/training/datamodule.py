@@ -7,8 +7,8 @@ from typing import Optional
 import lightning.pytorch as pl
 import torch
 
-from .augment import AugmentArgs, DropoutArgs
-from .dataset import LynxTrainingDataset, SampleSpec, collate_pack
+from .args import AugmentArgs, DropoutArgs, SampleSpec
+from .dataset import LynxTrainingDataset, collate_pack
 from .packing import TokenBudgetBatchSampler
 
 

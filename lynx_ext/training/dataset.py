@@ -9,23 +9,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .augment import AugmentArgs, DropoutArgs, draw_dropout, jitter_crop, perturb_embedding
+from .args import AugmentArgs, DropoutArgs, SampleSpec
+from .augment import draw_dropout, jitter_crop, perturb_embedding
 from .packing import latent_tokens
 
 
-@dataclass
-class SampleSpec:
-    """Frames, resolution buckets and stride of training samples."""
 
-    num_frames: int = 81
-    """Frames per video sample (4n+1; shorter videos use the longest 4n+1 prefix). Images are 1 frame."""
-    buckets: list[tuple[int, int]] = field(default_factory=lambda: [(480, 832)])
-    """(height, width) buckets (multiples of 16); each sample goes to the bucket nearest its aspect ratio."""
-    frame_stride: int = 1
-    images_only: bool = False
-    """Treat every sample as a single frame (stage-1 image pre-training; videos give their middle frame)."""
-    ref_size: int = 256
-    """Side of the reference crop fed to the VAE (official: 256; smaller only for quick experiments)."""
 
 
 def usable_rows(cache: str | Path) -> list[dict]:

@@ -105,7 +105,7 @@ class LynxModule(pl.LightningModule):
         self.pipe = pipe
 
     def configure_callbacks(self):
-        from .data_progress import DataProgress
+        from ..callbacks.data_progress import DataProgress
 
         return [DataProgress()]
 

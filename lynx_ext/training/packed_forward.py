@@ -109,4 +109,6 @@ def packed_forward(
         inst.handle.bind(BRANCHES_OFF)
         return sink, video_lens
     x = dit.head(x, t)
+    if not torch.is_grad_enabled():  # with autograd the inputs stay bound for checkpointed recomputation
+        inst.handle.bind(BRANCHES_OFF)
     return [dit.unpatchify(seg, grid) for seg, grid in zip(x.split(video_lens, dim=1), grids)]
