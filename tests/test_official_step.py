@@ -4,8 +4,9 @@ The fixtures in ``tests/fixtures/lynx_official_step/{full,lite}`` were made by r
 ``Lynx*Infer.generate_t2v`` unchanged on tiny models (see their README). Here our installed pipeline runs from
 the same inputs (seed, prompts as recorded text embeddings, the ArcFace embedding, the aligned face crop through
 the same VAE weights) via ``pipe(...)`` with the official sampler, and we compare what the official run recorded:
-the initial noise, the reference latents (VAE sample with the seed + 1 generator), every guidance branch's
-prediction at step 0, the combined prediction and the latents after the first and the second UniPC step.
+the initial noise, the identity tokens (face and zero face), the reference latents (VAE sample with the
+seed + 1 generator, face crop and grey image), every guidance branch's prediction at step 0, the combined
+predictions and the latents after the first and the second UniPC step.
 
 Tolerance (float32; the official float64 recomputation of these models moves outputs by ~2e-6):
 ``|ours - official| <= 1e-4 + 1e-4 * |official|`` for every tensor, ``5e-4`` absolute for guided predictions
@@ -89,10 +90,12 @@ def _tiny_vae(config: dict, weights: Path):
 
 
 def run_ours(variant: str, mutate=None, **call_overrides) -> dict[str, torch.Tensor]:
-    """The only glue: build our pipeline on the fixture's models and run ``pipe(...)`` for the recorded steps.
+    """Build our pipeline on the fixture's models and run ``pipe(...)`` for the recorded steps.
 
-    Returns what the official run recorded, observed on our side through the host DiT's ``patch_embedding``
-    (inputs) and ``head`` (outputs) and the sampler's ``step``. ``mutate(pipe)`` may break the pipeline first.
+    All glue lives here and in the stand-ins above (the recorded text embeddings, the tiny VAE). What the official
+    run recorded is observed on our side through the host DiT's ``patch_embedding`` (inputs) and ``head``
+    (outputs), the Resampler's output and the sampler's ``step``; the run stops after the recorded steps.
+    ``mutate(pipe)`` may break the installed pipeline first (for the mutant tests).
     """
     from diffsynth.pipelines.wan_video import WanVideoPipeline
 
@@ -124,10 +127,11 @@ def run_ours(variant: str, mutate=None, **call_overrides) -> dict[str, torch.Ten
     if mutate is not None:
         mutate(pipe)
 
-    seen = {"latents_in": [], "head_out": [], "guided": [], "latents": [], "timesteps": None}
+    seen = {"latents_in": [], "head_out": [], "id_tokens": [], "guided": [], "latents": [], "timesteps": None}
     grid = (p["num_frames"] - 1) // 4 + 1, p["height"] // 16, p["width"] // 16
     pipe.dit.patch_embedding.register_forward_pre_hook(lambda m, a: seen["latents_in"].append(a[0].clone()))
     pipe.dit.head.register_forward_hook(lambda m, a, out: seen["head_out"].append(out.clone()))
+    pipe.lynx.resampler.register_forward_hook(lambda m, a, out: seen["id_tokens"].extend(out.clone().split(1)))
     step = UniPCFlowScheduler.step
 
     def observed_step(self, model_output, timestep, sample, **kw):
@@ -166,7 +170,7 @@ def run_ours(variant: str, mutate=None, **call_overrides) -> dict[str, torch.Ten
     n_branches = len(branch_preds) // steps
     got = {
         "timesteps": seen["timesteps"], "latents_T": next(x for x in rows if x.shape[1:] == main_shape),
-        "step0_branches": branch_preds[:n_branches],
+        "step0_branches": branch_preds[:n_branches], "id_tokens": seen["id_tokens"],
         "step0_noise_pred_guided": seen["guided"][0], "latents_step1": seen["latents"][0],
         "step1_noise_pred_guided": seen["guided"][1], "latents_step2": seen["latents"][1],
     }
@@ -202,9 +206,11 @@ def compare(variant: str, got: dict[str, torch.Tensor]) -> tuple[dict[str, float
     for name in branches:
         best = min(got["step0_branches"], key=lambda b: float((b.double() - want[name].double()).abs().max()))
         check(name, best, want[name])
-    for name in ("ref_latent_cond", "ref_latent_grey"):
+    for name, pool in (("ref_latent_cond", "ref_latents"), ("ref_latent_grey", "ref_latents"),
+                       ("id_tokens_cond", "id_tokens"), ("id_tokens_uncond", "id_tokens")):
         if name in want:
-            best = min(got["ref_latents"], key=lambda r: float((r.double() - want[name].double()).abs().max()))
+            assert got.get(pool), f"our run produced no {pool}"
+            best = min(got[pool], key=lambda r: float((r.double() - want[name].double()).abs().max()))
             check(name, best, want[name])
     return errors, bad
 
@@ -213,9 +219,8 @@ def compare(variant: str, got: dict[str, torch.Tensor]) -> tuple[dict[str, float
 def test_two_guided_steps_match_the_official_pipeline(variant):
     errors, bad = compare(variant, run_ours(variant))
     assert not bad, f"outside tolerance: {bad}; all max abs errors: {errors}"
-    expected = {"full": {"step0_noise_pred_cond", "step0_noise_pred_uncond", "step0_noise_pred_i", "ref_latent_cond",
-                         "ref_latent_grey"},
-                "lite": {"step0_noise_pred_cond", "step0_noise_pred_uncond"}}[variant]
+    expected = {"step0_noise_pred_cond", "step0_noise_pred_uncond", "id_tokens_cond", "id_tokens_uncond"} | (
+        {"step0_noise_pred_i", "ref_latent_cond", "ref_latent_grey"} if variant == "full" else set())
     assert expected <= set(errors), set(errors)
     assert max(errors.values()) < 5e-5, errors
 
@@ -229,8 +234,8 @@ def test_uncond_branch_with_conditional_identity_tokens_fails(variant):
         pipe.lynx.encode_identity = lambda e: encode(e if bool(e.any()) else face.to(e))
 
     _, bad = compare(variant, run_ours(variant, mutate=uncond_gets_cond_identity))
-    assert "step0_noise_pred_uncond" in bad and "latents_step1" in bad, bad
-    assert "step0_noise_pred_cond" not in bad, bad
+    assert {"id_tokens_uncond", "step0_noise_pred_uncond", "latents_step1"} <= set(bad), bad
+    assert "step0_noise_pred_cond" not in bad and "id_tokens_cond" not in bad, bad
 
 
 def test_cfg_scale_i_on_the_wrong_difference_fails():
