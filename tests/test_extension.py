@@ -17,7 +17,7 @@ def test_entry_point_is_discoverable_and_cheap():
     exts = load_extensions()
     assert isinstance(exts["lynx"], LynxExtension)
     code = ("import sys, lynx_ext.extension as e; e.load_extensions(); "
-            "print(any(m in sys.modules for m in ('torch', 'diffsynth', 'insightface')))")
+            "print(any(m in sys.modules for m in ('torch', 'diffsynth', 'insightface', 'lynx_ext.cli')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert ENTRY_POINT_GROUP == "diffsynth.extensions"
@@ -38,6 +38,26 @@ def test_extension_object_installs_and_uninstalls(tiny_pipe, tmp_path):
     ext.uninstall(tiny_pipe)
     ext.install(tiny_pipe, tmp_path / "a.safetensors")
     assert tiny_pipe.lynx.config.id_blocks == list(range(len(tiny_pipe.dit.blocks)))
+
+
+def test_extension_declares_its_commands():
+    """The contract: every command maps to an importable ``module:function`` taking argv (run here with --help)."""
+    import importlib
+
+    from lynx_ext.extension import DiffSynthExtension
+
+    ext = load_extensions()["lynx"]
+    assert isinstance(ext, DiffSynthExtension)
+    assert set(ext.commands) >= {"generate", "prepare", "fit"}
+    for command, target in ext.commands.items():
+        module, _, function = target.partition(":")
+        main = getattr(importlib.import_module(module), function)
+        assert callable(main), command
+    from lynx_ext.cli.main import main as cli_main
+
+    help_run = subprocess.run([SCRIPT, "generate", "--extension", "lynx", "--help"], capture_output=True, text=True)
+    assert help_run.returncode == 0 and "--image" in help_run.stdout
+    assert cli_main(["nope-command", "--extension", "lynx"]) == 2
 
 
 def test_console_script():
