@@ -150,7 +150,11 @@ def build(dev, embedding_dim=128):
     return pipe
 
 
-def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: str = "cuda", seeds: int = 8) -> None:
+def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: str = "cuda", seeds: int = 8,
+          base_minutes: float = 0.0, adapter_lr: float | None = None) -> None:
+    """Train and generate. ``base_minutes > 0`` follows the real recipe: the base DiT is first pre-trained on the
+    faces with no identity (adapters absent), then frozen while the adapters train for ``minutes``. With
+    ``base_minutes == 0`` base and adapters train together (the earlier protocol)."""
     from lynx_ext.training.args import AdapterArgs, BaseModelArgs, LossArgs, OptimArgs
     from lynx_ext.training.module import LynxModule
 
@@ -170,41 +174,48 @@ def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: 
     torch.manual_seed(seed)
     context = torch.randn(1, 8, 32, device=dev)
     module._contexts[PROMPT] = context
-    params = [p for p in module.parameters() if p.requires_grad]
-    pipe.dit.requires_grad_(True)
-    pipe.lynx.requires_grad_(True)
-    params = list(pipe.dit.parameters()) + list(pipe.lynx.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     same_id = {i: [j for j in train_idx if ids[j] == ids[i] and j != i] for i in train_idx}
     g = torch.Generator().manual_seed(seed)
-    t0, step, log = time.time(), 0, []
-    while time.time() - t0 < minutes * 60:
-        pack = []
-        for _ in range(batch):
-            i = int(train_idx[torch.randint(len(train_idx), (1,), generator=g)])
-            cond = same_id[i] if same_id[i] and torch.rand(1, generator=g).item() < 0.7 else [i]
-            j = cond[int(torch.randint(len(cond), (1,), generator=g))]
-            e = embeds[j] * (0.0 if torch.rand(1, generator=g).item() < 0.1 else 1.0)  # face dropout
-            frames = 5 if torch.rand(1, generator=g).item() < 0.5 else 1
-            pack.append({"video": augment(crops[i], frames, g), "prompt": PROMPT, "id_embed": e})
-        warm = min(1.0, (step + 1) / 200)
-        for group in opt.param_groups:
-            group["lr"] = lr * warm
-        with torch.autocast(dev, dtype=torch.bfloat16):
-            loss = module.pack_loss(pack, g)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        if step % 100 == 0:
-            log.append((step, round(time.time() - t0, 1), float(loss)))
-            print(f"step {step} t={time.time() - t0:.0f}s loss={float(loss):.4f}", flush=True)
-    train_s = time.time() - t0
+    phases = ([("base", base_minutes, list(pipe.dit.parameters()), lr)] if base_minutes > 0 else []) + [
+        ("adapters" if base_minutes > 0 else "joint", minutes,
+         list(pipe.lynx.parameters()) + ([] if base_minutes > 0 else list(pipe.dit.parameters())),
+         adapter_lr or lr)]
+    t_all, step, log = time.time(), 0, []
+    for phase, phase_minutes, params, phase_lr in phases:
+        pipe.dit.requires_grad_(phase != "adapters")
+        pipe.lynx.requires_grad_(phase != "base")
+        opt = torch.optim.AdamW(params, lr=phase_lr, weight_decay=0.01)
+        t0, phase_step = time.time(), 0
+        while time.time() - t0 < phase_minutes * 60:
+            pack = []
+            for _ in range(batch):
+                i = int(train_idx[torch.randint(len(train_idx), (1,), generator=g)])
+                cond = same_id[i] if same_id[i] and torch.rand(1, generator=g).item() < 0.7 else [i]
+                j = cond[int(torch.randint(len(cond), (1,), generator=g))]
+                drop = phase == "base" or torch.rand(1, generator=g).item() < 0.1  # base: no identity at all
+                frames = 5 if torch.rand(1, generator=g).item() < 0.5 else 1
+                pack.append({"video": augment(crops[i], frames, g), "prompt": PROMPT,
+                             "id_embed": embeds[j] * (0.0 if drop else 1.0)})
+            for group in opt.param_groups:
+                group["lr"] = phase_lr * min(1.0, (phase_step + 1) / 200)
+            with torch.autocast(dev, dtype=torch.bfloat16):
+                loss = module.pack_loss(pack, g)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step, phase_step = step + 1, phase_step + 1
+            if step % 100 == 0:
+                log.append((phase, step, round(time.time() - t_all, 1), float(loss)))
+                print(f"{phase} step {step} t={time.time() - t_all:.0f}s loss={float(loss):.4f}", flush=True)
+    train_s = time.time() - t_all
     samples = generate(pipe, context, embeds, data["held_out"], dev, seeds=seeds)
     np.savez_compressed(out / "samples.npz", **samples)
-    (out / "train_log.json").write_text(json.dumps({"steps": step, "train_s": train_s, "batch": batch, "lr": lr,
-                                                    "log": log, "device": torch.cuda.get_device_name() if dev == "cuda" else dev}, indent=1))
+    (out / "train_log.json").write_text(json.dumps({
+        "steps": step, "train_s": train_s, "batch": batch, "lr": lr, "adapter_lr": adapter_lr or lr,
+        "base_minutes": base_minutes, "adapter_minutes": minutes, "protocol": "pretrained base, frozen" if
+        base_minutes > 0 else "joint", "log": log,
+        "device": torch.cuda.get_device_name() if dev == "cuda" else dev}, indent=1))
     print(f"trained {step} steps in {train_s:.0f} s; samples -> {out / 'samples.npz'}")
 
 
@@ -286,7 +297,10 @@ def main():
     ap.add_argument("stage", choices=("prepare", "train", "evaluate", "all"))
     ap.add_argument("--faces", type=Path, default=Path("../shared/data/faces"))
     ap.add_argument("--out", type=Path, default=Path("runs/learning_check"))
-    ap.add_argument("--minutes", type=float, default=8.0)
+    ap.add_argument("--minutes", type=float, default=8.0, help="adapter training (joint training without --base-minutes)")
+    ap.add_argument("--base-minutes", type=float, default=0.0,
+                    help="pre-train the base on the faces without identity first, then freeze it (the real recipe)")
+    ap.add_argument("--adapter-lr", type=float, default=None, help="learning rate of the adapter phase (default --lr)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--device", default="cuda")
@@ -296,7 +310,8 @@ def main():
     if args.stage in ("prepare", "all"):
         prepare(args.faces, args.out)
     if args.stage in ("train", "all"):
-        train(args.out, args.minutes, args.batch, args.lr, seed=args.seed, dev=args.device, seeds=args.seeds)
+        train(args.out, args.minutes, args.batch, args.lr, seed=args.seed, dev=args.device, seeds=args.seeds,
+              base_minutes=args.base_minutes, adapter_lr=args.adapter_lr)
     if args.stage in ("evaluate", "all"):
         evaluate(args.out)
 
