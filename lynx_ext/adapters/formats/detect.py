@@ -60,6 +60,7 @@ class FormatKind(enum.Enum):
 
 
 LOADABLE = (FormatKind.OURS, FormatKind.OFFICIAL, FormatKind.COMFYUI)
+PARTIAL = (FormatKind.RESAMPLER, FormatKind.OFFICIAL_LAYERS, FormatKind.COMFYUI_LAYERS, FormatKind.FOLDER)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ def detect_format(source) -> DetectedFormat:
 def not_adapters_error(found: DetectedFormat, expected: str = "Lynx adapter weights") -> LynxCheckpointError:
     """`LynxCheckpointError` saying what ``found`` is and what was expected (one line)."""
     hint = f" {found.hint}" if found.hint else ""
-    return LynxCheckpointError(f"{found.path} is {found.description}, not {expected}.{hint} {EXPECTED}.")
+    what = "a complete set of Lynx adapter weights" if found.kind in PARTIAL else expected
+    return LynxCheckpointError(f"{found.path} is {found.description}, not {what}.{hint} {EXPECTED}.")
 
 
 # ------------------------------------------------------------------------------------------ single files
@@ -295,10 +297,12 @@ def _detect_list(paths: list[Path]) -> DetectedFormat:
     headers = {}
     for p in paths:
         found = detect_format(p)
+        if found.loadable:
+            return DetectedFormat(FormatKind.FOLDER, joined, f"a list that mixes {p} ({found.description}) with "
+                                  "other files", "Pass it alone.")
         if found.kind not in (FormatKind.RESAMPLER, FormatKind.COMFYUI_LAYERS):
-            what = found.description
-            return DetectedFormat(found.kind if not found.loadable else FormatKind.UNKNOWN, p,
-                                  f"{what}, listed as part of a ComfyUI Lynx set", found.hint)
+            return DetectedFormat(found.kind, p, f"{found.description}, listed as part of a ComfyUI Lynx set",
+                                  found.hint)
         headers[p] = found.header
     resamplers, layers = comfyui_candidates(paths, headers)
     try:
