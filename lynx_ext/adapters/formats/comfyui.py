@@ -176,12 +176,9 @@ def read_comfyui(files: ComfyFiles, dim: Optional[int] = None, num_blocks: Optio
     return adapters
 
 
-def comfyui_file_names(adapters: LynxAdapters, dtype: Optional[torch.dtype] = None,
+def comfyui_file_names(parts: Mapping[str, Mapping[str, torch.Tensor]], v: Variant,
                        prefix: str = "lynx") -> dict[str, str]:
     """``{"resampler"|"ip"|"ref": file name}`` in kijai's naming style (variant and dtype in the name)."""
-    sd = cast(adapters.state_dict(), dtype)
-    parts = comfyui_parts(sd)
-    v = adapters.config.variant
     names = {"resampler": f"{prefix}_{v}_resampler_{tensor_dtype_tag(parts['resampler'])}.safetensors",
              "ip": f"{prefix}_{v}_ip_layers_{tensor_dtype_tag(parts['ip'])}.safetensors"}
     if parts["ref"]:
@@ -190,6 +187,7 @@ def comfyui_file_names(adapters: LynxAdapters, dtype: Optional[torch.dtype] = No
 
 
 def comfyui_parts(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """Our state dict split into the resampler file and the IP / Ref layer files, in the wrapper's key names."""
     return {"resampler": {k[len("resampler."):]: v for k, v in sd.items() if k.startswith("resampler.")},
             "ip": {ours_to_comfy(k): v for k, v in sd.items() if k.startswith("id_layers.")},
             "ref": {ours_to_comfy(k): v for k, v in sd.items() if k.startswith("ref_layers.")}}
@@ -205,7 +203,7 @@ def save_comfyui(adapters: LynxAdapters, folder: str | Path, overwrite: bool = F
     """
     folder = Path(folder)
     parts = comfyui_parts(cast(adapters.state_dict(), dtype))
-    names = comfyui_file_names(adapters, dtype, prefix)
+    names = comfyui_file_names(parts, adapters.config.variant, prefix)
     meta = {**header_metadata(adapters, metadata), "lynx_ext_layout": LAYOUT_TAG}
     with atomic_folder(folder, list(names.values()), overwrite=overwrite) as tmp:
         for part, name in names.items():
