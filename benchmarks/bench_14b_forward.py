@@ -115,7 +115,7 @@ def main():
     args = ap.parse_args()
     from diffsynth.pipelines.wan_video import WanVideoPipeline
 
-    from lynx_ext.adapters.official_format import load_official_states
+    from lynx_ext.adapters.formats import load_official_states
     from lynx_ext.pipeline import LynxGuidance, install
     from lynx_ext.pipeline.reference_pass import capture_reference_features
 

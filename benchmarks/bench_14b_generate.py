@@ -72,7 +72,7 @@ def main():
     from diffsynth.core.loader.file import hash_model_file
 
     from bench_14b_forward import official_states
-    from lynx_ext.adapters.official_format import load_official_states, save_official_folder
+    from lynx_ext.adapters.formats import load_official_states, save_official_folder
     from lynx_ext.cli.generate import main as generate
     from lynx_ext.conditioners.ir_se50 import IRSE50
     from lynx_ext.tiny.face_models import write_standin_pack

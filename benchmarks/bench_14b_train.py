@@ -39,7 +39,7 @@ def main():
     from diffsynth.pipelines.wan_video import WanVideoPipeline
     from PIL import Image
 
-    from lynx_ext.adapters.official_format import load_official_states
+    from lynx_ext.adapters.formats import load_official_states
     from lynx_ext.tiny.wan import _tokenizer
     from lynx_ext.pipeline import install
     from lynx_ext.training.args import AdapterArgs, BaseModelArgs, LossArgs, OptimArgs

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -46,3 +47,42 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = T
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_folder(folder: str | os.PathLike, names: list[str], overwrite: bool = False,
+                  remove: tuple[str, ...] | list[str] = ()) -> Iterator[Path]:
+    """Yield a temporary folder beside ``folder``; write ``names`` into it; on success they move into ``folder``.
+
+    A new ``folder`` appears in one rename; into an existing one each file is renamed into place. ``remove``
+    names files that must not stay beside the new ones (deleted on success). Existing ``names`` or ``remove``
+    files are refused unless ``overwrite``, before anything is written. On any exception nothing changes.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} exists and is not a folder.")
+    clashes = [n for n in list(names) + list(remove) if (folder / n).exists()]
+    if clashes and not overwrite:
+        raise FileExistsError(f"{folder} already holds {', '.join(clashes)}; pass overwrite=True (CLI: --overwrite) "
+                              "to replace them.")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        yield tmp
+        missing = [n for n in names if not (tmp / n).is_file()]
+        if missing:
+            raise RuntimeError(f"atomic_folder: {', '.join(missing)} were not written.")
+        for n in names:
+            os.chmod(tmp / n, 0o666 & ~_umask())
+        if not folder.exists():
+            os.chmod(tmp, 0o777 & ~_umask())
+            os.replace(tmp, folder)
+            return
+        for n in names:
+            os.replace(tmp / n, folder / n)
+        for n in remove:
+            if (folder / n).exists():
+                (folder / n).unlink()
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

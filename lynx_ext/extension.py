@@ -43,6 +43,7 @@ class LynxExtension:
         "generate": "lynx_ext.cli.generate:main",
         "prepare": "lynx_ext.cli.prepare:main",
         "fit": "lynx_ext.cli.fit:main",
+        "convert": "lynx_ext.cli.convert:main",
     }
 
     def install(
@@ -63,7 +64,7 @@ class LynxExtension:
         or None to create fresh adapters (``config`` or the official layout of ``variant`` for this DiT).
         Unset scales take the variant's defaults (see `lynx_ext.pipeline.install`)."""
         from .adapters import LynxAdapterConfig, LynxAdapters, load_lynx_adapters
-        from .adapters.loading import dit_shape
+        from .adapters.formats.loader import dit_shape
         from .pipeline import install
 
         if adapters is None:

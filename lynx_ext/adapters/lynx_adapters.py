@@ -1,23 +1,17 @@
-"""`LynxAdapters`: the resampler plus the per-block ID and Ref projections, with our save/load format."""
+"""`LynxAdapters`: the resampler plus the per-block ID and Ref projections (files: `lynx_ext.adapters.formats`)."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Literal, Optional
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
-from ..atomic_write import atomic_path
-from .checkpoint_check import LynxCheckpointError, load_checked
 from .config import LynxAdapterConfig
 from .layers import IdLayer, RefLayer
 from .resampler import PerceiverResampler
 
-FORMAT_NAME = "lynx_ext.adapters/1"
 InitMethod = Literal["zero", "random"]
 
 
@@ -78,32 +72,17 @@ class LynxAdapters(nn.Module):
 
     # ------------------------------------------------------------ save/load
     def save(self, path: str | os.PathLike, metadata: Optional[dict] = None, overwrite: bool = True) -> Path:
-        """Write one ``.safetensors`` file (atomically) with the config in its metadata."""
-        meta = {"format": FORMAT_NAME, "lynx_ext_config": self.config.to_json()}
-        for k, v in (metadata or {}).items():
-            meta[str(k)] = v if isinstance(v, str) else json.dumps(v)
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        with atomic_path(path, overwrite=overwrite) as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
-        return Path(path)
+        """Write our one-file layout (atomically) with the config in its header (see `formats.ours`)."""
+        from .formats.ours import write_ours
+
+        return write_ours(self, path, metadata, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device="cpu", dtype: Optional[torch.dtype] = None) -> "LynxAdapters":
-        """Load a file written by `save` (our format). For official folders use `load_lynx_adapters`."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"Adapter file {path} does not exist.")
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            if meta.get("format") != FORMAT_NAME:
-                raise LynxCheckpointError(
-                    f"{path} is not a lynx_ext adapter file (metadata format={meta.get('format')!r}). "
-                    "For the official lynx_full/ or lynx_lite/ folders pass the folder instead."
-                )
-            state = {k: f.get_tensor(k) for k in f.keys()}
-        adapters = cls(LynxAdapterConfig.from_json(meta["lynx_ext_config"]), init="random")
-        load_checked(adapters, state, str(path))
-        adapters.metadata = {k: v for k, v in meta.items() if k not in ("format", "lynx_ext_config")}
+        """Load a file written by `save`. For every layout (official, ComfyUI) use `load_lynx_adapters`."""
+        from .formats.ours import read_ours
+
+        adapters = read_ours(path)
         return adapters.to(device=device, dtype=dtype) if dtype is not None else adapters.to(device=device)
 
     def extra_repr(self) -> str:

@@ -37,7 +37,7 @@ class AdapterExport(pl.Callback):
         return Path(self.dirpath or Path(trainer.default_root_dir) / "adapters")
 
     def export(self, trainer, pl_module) -> Path:
-        from ..adapters.official_format import save_official_folder
+        from ..adapters.formats import save_official_folder
 
         out = self.folder(trainer) / f"step-{trainer.global_step:07d}"
         adapters = pl_module.pipe.lynx

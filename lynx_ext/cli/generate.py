@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='DiffSynth style "model_id:pattern,model_id:pattern" (downloaded when online)')
     add_alias_flag(model, "--tokenizer-path", default=None)
     model.add_argument("--adapters", default=None, help="lynx_ext .safetensors, official lynx_full/ or lynx_lite/ "
-                       "folder, or hub:full / hub:lite (default: hub:<variant>)")
+                       "folder, ComfyUI Lynx files (their folder, or FILE,FILE,...), or hub:full / hub:lite "
+                       "(default: hub:<variant>)")
     add_alias_flag(model, "--face-models", default=None,
                    help="face model folder (insightface pack and/or recognition_arcface_ir_se50.pth)")
     model.add_argument("--embedder", choices=("facexlib", "insightface", "dlib"), default="facexlib",

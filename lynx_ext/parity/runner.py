@@ -36,7 +36,7 @@ class ParityCase:
     def __init__(self, folder: str | Path):
         from diffsynth.pipelines.wan_video import WanVideoPipeline
 
-        from ..adapters.official_format import load_official_folder
+        from ..adapters.formats import load_official_folder
         from ..models.wan_diffusers import load_diffusers_wan
         from ..pipeline.install import install
 

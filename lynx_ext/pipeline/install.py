@@ -18,7 +18,7 @@ from torch import nn
 
 from ..adapters.attention import id_cross_attention_forward, ref_self_attention_forward
 from ..adapters.handle import AdapterHandle
-from ..adapters.loading import check_fits, dit_shape
+from ..adapters.formats.loader import check_fits, dit_shape
 from ..adapters.lynx_adapters import LynxAdapters
 from ..models.presets import VARIANTS
 from .installation import _ATTR, MISSING, LynxInstallation, LynxInstallError, installation, is_installed
