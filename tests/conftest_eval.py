@@ -41,12 +41,12 @@ def write_clip(path: Path, frames: Sequence[Image.Image], fps: int) -> Path:
 
 
 def pan_clip(image: np.ndarray, count: int, size: tuple[int, int], drift: int = 3) -> list[Image.Image]:
-    """``count`` frames of ``image`` with a slow pan (a synthetic 'video' of a still photo)."""
+    """``count`` frames of ``image`` with a slow pan, letterboxed to ``size`` (a synthetic 'video' of a photo)."""
     base = Image.fromarray(image)
     frames = []
     for i in range(count):
         box = (i * drift, i * drift // 2, base.width - (count - i) * drift, base.height - (count - i) * drift // 2)
-        frames.append(base.crop(box).resize(size, Image.BILINEAR))
+        frames.append(letterbox(base.crop(box), *size))
     return frames
 
 
