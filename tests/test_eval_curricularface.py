@@ -39,7 +39,7 @@ def standin_bin(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = IR101()
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.ndim == 4:
                 p.mul_(0.35)  # keep random activations finite through 49 units
     state = model.state_dict()

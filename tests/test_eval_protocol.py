@@ -91,8 +91,8 @@ def test_side_by_side_pairs_every_case(full_run):
     report = strict_json(full_run / "report.json")
     rows = {r["metric"]: r for r in report["comparison"]["rows"] if r["arm"] == "id_off"}
     dlib = rows["face_similarity/dlib"]
-    on = {(r["subject"], r["prompt_id"]): r["face_similarity"]["dlib"] for r in report["cases"] if r["arm"] == "id_on"}
-    off = {(r["subject"], r["prompt_id"]): r["face_similarity"]["dlib"] for r in report["cases"] if r["arm"] == "id_off"}
+    on, off = ({(r["subject"], r["prompt_id"]): r["face_similarity"]["dlib"] for r in report["cases"] if r["arm"] == arm}
+               for arm in ("id_on", "id_off"))
     assert dlib["n_pairs"] == 4
     assert dlib["difference"] == pytest.approx(np.mean([off[k] - on[k] for k in on]))
     assert isinstance(dlib["exceeds_noise"], bool)

@@ -88,7 +88,8 @@ def test_report_rows_and_interface(scored):
     assert small["video_info"] == {"frames": 6, "fps": 8.0, "width": 160, "height": 160}
     assert small["face_similarity"]["dlib"] > 0.9  # the same photo, panned
     wide = cases[("sys_b/wide_24fps.mp4", "astronaut")]  # other size and frame rate in the same folder
-    assert wide["video_info"]["fps"] == 24.0 and (wide["video_info"]["width"], wide["video_info"]["height"]) == (256, 192)
+    info = wide["video_info"]
+    assert info["fps"] == 24.0 and (info["width"], info["height"]) == (256, 192)
     assert wide["frame_indices"] == [int(i) for i in np.linspace(0, 39, 8, dtype=int)]
     assert wide["frames_scored"] == 8 and wide["face_similarity"]["dlib"] > 0.9
     assert small["metrics"]["judge"]["extras"]["realism"] is None
@@ -165,7 +166,8 @@ def test_unavailable_recognisers_are_listed_not_fatal(folder, tmp_path, monkeypa
     shutil.copy(folder["videos"] / "small_8fps.mp4", one / "v.mp4")
     write_manifest(one, [("v.mp4", "astronaut", "x")], header=("video", "subject", "prompt"))
     out = tmp_path / "o"
-    assert eval_main(["--videos", str(one), "--subjects", str(folder["subjects"]), "--output", str(out), "--quiet"]) == 0
+    argv = ["--videos", str(one), "--subjects", str(folder["subjects"]), "--output", str(out), "--quiet"]
+    assert eval_main(argv) == 0
     report = strict_json(out / "report.json")
     assert [m["name"] for m in report["recognisers"]["available"]] == ["dlib"]
     unavailable = {u["name"]: u for u in report["recognisers"]["unavailable"]}

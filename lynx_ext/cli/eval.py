@@ -8,9 +8,9 @@ from typing import Optional
 from .common import add_alias_flag, fail
 
 EPILOG = """examples:
-  diffsynth-ext eval --extension lynx --config recipes/eval/paper_protocol_14b.yaml --subjects faces/ --output runs/paper
-  diffsynth-ext eval --extension lynx --config EVAL.yaml --subjects faces/ --output runs/paper --shard 2/8   # GPU 2 of 8
-  diffsynth-ext eval --extension lynx --config EVAL.yaml --output runs/paper --report-only                  # merge shards
+  diffsynth-ext eval --extension lynx --config recipes/eval/paper_protocol_14b.yaml --subjects faces/ --output runs/p
+  diffsynth-ext eval --extension lynx --config EVAL.yaml --subjects faces/ --output runs/p --shard 2/8   # GPU 2 of 8
+  diffsynth-ext eval --extension lynx --config EVAL.yaml --output runs/p --report-only           # merge the shards
   diffsynth-ext eval --extension lynx --videos other_system/ --subjects faces/ --output runs/other --metrics dlib
 
 --videos DIR needs DIR/manifest.csv with the columns video,subject,prompt (optional: arm, seed). Running the same

@@ -43,7 +43,8 @@ def slug_of(case_id: str) -> str:
     return f"{safe}-{hashlib.sha1(case_id.encode()).hexdigest()[:8]}"
 
 
-def enumerate_cases(arms: Sequence[str], subjects: Sequence[str], prompts: Sequence, seeds: Sequence[int]) -> list[Case]:
+def enumerate_cases(arms: Sequence[str], subjects: Sequence[str], prompts: Sequence,
+                    seeds: Sequence[int]) -> list[Case]:
     """Every arm x subject x prompt x seed, in that nesting order (arms outermost, so one model loads per arm)."""
     return [Case(arm=a, subject=s, prompt_id=p.id, prompt=p.text, seed=int(seed))
             for a in arms for s in subjects for p in prompts for seed in seeds]

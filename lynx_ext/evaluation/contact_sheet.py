@@ -44,12 +44,14 @@ def best_worst_sheet(rows: Sequence[dict], column: str, video_root: Path, subjec
     scored = sorted([(v, r) for v, r in scored if v is not None], key=lambda vr: -vr[0])
     if not scored:
         return None
+    count = min(count, max(1, len(scored) // 2))  # few cases: split them between best and worst
     best = scored[:count]
-    worst = [vr for vr in scored[::-1][:count] if vr not in best]
+    worst = [vr for vr in scored[::-1][:count] if all(vr[1] is not b[1] for b in best)]
     strips = []
     for title, chosen in (("best", best), ("worst", worst)):
         for rank, (value, row) in enumerate(chosen, 1):
-            label = f"{title} {rank}: {row['subject']} / {row['prompt_id']} / seed {row.get('seed')}  {column} {value:.3f}"
+            seed = "" if row.get("seed") is None else f" / seed {row['seed']}"
+            label = f"{title} {rank}: {row['subject']} / {row['prompt_id']}{seed}   {column} {value:.3f}"
             strip = case_strip(row, video_root, subject_files.get(row["subject"]), label)
             if strip is not None:
                 strips.append(strip)

@@ -75,7 +75,6 @@ def write_reports(output: Path, contact_sheets: bool = True) -> dict[str, Path]:
 
     output = Path(output)
     report = build_report(output)
-    assets = output / ASSETS
     report["assets"] = {"case_plots": {}, "profiles": {}, "contact_sheets": {}}
     for row in report["cases"]:
         if any(v is not None for v in (row.get("per_frame") or {}).values()):

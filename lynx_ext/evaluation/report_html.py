@@ -44,7 +44,8 @@ def render_html(report: dict) -> str:
     facts = [
         f"mode: {report['mode']}; arms: {', '.join(report['arms'])}",
         f"cases finished: {progress['cases_finished']} of {progress['cases_planned'] or progress['cases_finished']}",
-        f"face detector: {scoring['detector']}" + (f" ({scoring['detector_note']})" if scoring["detector_note"] else ""),
+        f"face detector: {scoring['detector']}" + (f" ({scoring['detector_note']})" if scoring["detector_note"]
+                                                   else ""),
         f"frames scored per video: {scoring['frames'] or 'all'}, evenly spaced",
         f"primary metric: {report.get('primary_metric') or '–'}; intervals: {scoring['confidence']:.0%} bootstrap "
         f"({scoring['bootstrap_samples']} resamples of cases)",

@@ -25,7 +25,8 @@ def render_markdown(report: dict) -> str:
     progress = report["progress"]
     lines = [f"# Evaluation report: {title}", "",
              f"- mode: {report['mode']}; arms: {', '.join(report['arms'])}",
-             f"- cases finished: {progress['cases_finished']} of {progress['cases_planned'] or progress['cases_finished']}",
+             f"- cases finished: {progress['cases_finished']} of "
+             f"{progress['cases_planned'] or progress['cases_finished']}",
              f"- face detector: {scoring['detector']}" + (f" ({scoring['detector_note']})" if scoring['detector_note']
                                                           else ""),
              f"- frames scored per video: {scoring['frames'] or 'all'} (evenly spaced, see docs/evaluation.md)",

@@ -82,8 +82,8 @@ def report_tables(report: dict) -> list[Table]:
     rows = [[m["name"], "available", m.get("model", ""), m.get("description", "")] for m in recognisers["available"]]
     rows += [[u["name"], "unavailable", "", u["reason"]] for u in recognisers["unavailable"]]
     tables.append(Table("recognisers", "Metrics", ["metric", "status", "model", "description / reason"], rows))
-    rows = [[s["subject"], s.get("file", ""), str(s.get("faces", "")), s["status"], s.get("note") or s.get("reason", "")]
-            for s in report["subjects"]]
+    rows = [[s["subject"], s.get("file", ""), str(s.get("faces", "")), s["status"],
+             s.get("note") or s.get("reason", "")] for s in report["subjects"]]
     tables.append(Table("subjects", "Subjects", ["subject", "photo", "faces", "status", "note"], rows))
     names = [c.split("/", 1)[1] for c in columns if c.startswith("face_similarity/")]
     rows, links = [], {}
