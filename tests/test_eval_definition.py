@@ -61,6 +61,7 @@ BASE = {"name": "t", "prompts": ["a person smiling", "a person walking"], "seeds
     ({"prompts": ["A person  smiling", "a person walking", "a PERSON smiling"]}, "duplicates prompt 0 (p01)"),
     ({"prompts": [{"id": "x", "text": "one"}, {"id": "x", "text": "two"}]}, "the prompt id 'x' is used twice"),
     ({"prompts": []}, "no prompts"),
+    ({"generation": {"cfg_scale_i": "none"}}, "cfg_scale_i must be a number, 'default' or null"),
 ])
 def test_bad_definitions_are_refused(tmp_path, patch, needle):
     path = write(tmp_path, {**BASE, **patch})

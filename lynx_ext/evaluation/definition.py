@@ -259,7 +259,11 @@ def _check(definition: BenchmarkDefinition, where: str) -> None:
     for i, arm in enumerate(definition.arms):
         if not NAME_RE.match(arm.name):
             raise DefinitionError(f"{where}: arms[{i}].name {arm.name!r} may use only letters, digits and . _ = , + -")
-    definition.resolved_arms()  # checks every override now, not after hours of generation
+    for arm in definition.resolved_arms():  # checks every override now, not after hours of generation
+        value = arm.generation.cfg_scale_i
+        if isinstance(value, str) and value != "default":
+            raise DefinitionError(f"{where}: arm {arm.name}: cfg_scale_i must be a number, 'default' or null "
+                                  f"(two-branch guidance), got {value!r}.")
     scoring = definition.scoring
     if scoring.frames is not None and scoring.frames < 1:
         raise DefinitionError(f"{where}: scoring.frames must be >= 1 or null (every frame), got {scoring.frames}.")
