@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test docs parity gpu-onnxruntime clean
+.PHONY: demo test docs parity gpu-onnxruntime browser clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,10 @@ parity: $(VENV)/.installed  ## official-code parity on the bundled fixtures
 gpu-onnxruntime: $(VENV)/.installed  ## swap the CPU onnxruntime for onnxruntime-gpu (CUDA machines)
 	$(PIP) uninstall -y onnxruntime
 	$(PIP) install -c constraints.txt onnxruntime-gpu
+
+browser:  ## Debian's chromium + chromedriver for the HTML-report browser test (root; skipped without them)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
 
 clean:
 	rm -rf $(VENV) site outputs .pytest_cache

@@ -44,6 +44,7 @@ class LynxExtension:
         "prepare": "lynx_ext.cli.prepare:main",
         "fit": "lynx_ext.cli.fit:main",
         "convert": "lynx_ext.cli.convert:main",
+        "eval": "lynx_ext.cli.eval:main",
     }
 
     def install(

@@ -6,8 +6,13 @@ from typing import Optional, Sequence
 import numpy as np
 
 
-def cosine_similarity(a, b) -> float:
-    """Cosine similarity of two embeddings (any norm); a `ValueError` on sizes that differ or a zero vector."""
+def cosine_similarity(a, b) -> Optional[float]:
+    """Cosine similarity of two embeddings (any norm); None when either is None (no face was found).
+
+    A `ValueError` on sizes that differ (two embedders mixed) or a zero / non-finite vector.
+    """
+    if a is None or b is None:
+        return None
     a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
     if a.shape != b.shape:
         raise ValueError(f"Cannot compare embeddings of sizes {a.shape[0]} and {b.shape[0]}: use one embedder.")

@@ -96,7 +96,7 @@ class LynxTrainingDataset(torch.utils.data.Dataset):
         return np.random.default_rng([self.seed, self.epoch, index])
 
     def __getitem__(self, index: int) -> dict:
-        from .data.media import load_frames
+        from ..conditioners.media import load_frames
 
         row = self.rows[index]
         rng = self.rng(index)

@@ -1,7 +1,7 @@
 """Training data: the dataset format, media loading and the cached ``prepare`` step (see docs/training_data.md)."""
 from __future__ import annotations
 
-from .media import IMAGE, VIDEO, VIDEO_SUFFIXES, load_frames, media_type, probe_media
+from ...conditioners.media import IMAGE, VIDEO, VIDEO_SUFFIXES, load_frames, media_type, probe_media
 from .metadata import DatasetError, MetadataRow, find_metadata, read_metadata, row_id
 from .prepare import PrepareSummary, prepare_dataset, read_prepared
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from ...atomic_write import atomic_path, write_text_atomic
 from ...conditioners.errors import LynxInputError, NoFaceError
-from .media import IMAGE, load_frames, media_type, probe_media
+from ...conditioners.media import IMAGE, load_frames, media_type, probe_media
 from .metadata import DatasetError, MetadataRow, find_metadata, read_metadata
 
 CONFIG_NAME = "prepare_config.json"

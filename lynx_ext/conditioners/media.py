@@ -11,8 +11,8 @@ from typing import Optional, Sequence
 
 from PIL import Image
 
-from ...conditioners.errors import LynxInputError
-from ...conditioners.images import load_image
+from .errors import LynxInputError
+from .images import load_image
 
 VIDEO, IMAGE = "video", "image"
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".avi", ".gif", ".mkv")
