@@ -54,7 +54,8 @@ def check_combination(step, pipe, labels: dict, combine) -> None:
     grid = (lat.shape[2] // p[0], lat.shape[3] // p[1], lat.shape[4] // p[2])
     out = {labels[i]: rec.output for i, rec in enumerate(step.records)}
     expected = pipe.dit.unpatchify(combine(out), grid)
-    assert torch.allclose(step.prediction.float(), expected.float(), rtol=1e-5, atol=1e-5), "guidance combination"
+    err = float((step.prediction.float() - expected.float()).abs().max())
+    assert err < 1e-5 * max(1.0, float(expected.abs().max())), f"not the official guidance combination (max err {err})"
 
 
 def test_full_three_branch_guidance_inputs(tiny_pipe):
