@@ -45,6 +45,12 @@ class ForwardRecord:
     output: Optional[torch.Tensor] = None
 
     @property
+    def is_recomputation(self) -> bool:
+        """Gradient checkpointing re-running blocks during ``backward()`` (no new input reached the DiT; blocks
+        re-run last to first, so only block 0 lands in such a record)."""
+        return not self.latents
+
+    @property
     def adapter_blocks(self) -> tuple[set, set]:
         """(blocks whose ID layer ran, blocks whose Ref layer ran)."""
         return set(self.id_tokens), set(self.ref_features)

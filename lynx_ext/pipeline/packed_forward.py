@@ -88,6 +88,7 @@ def packed_forward(
     state.segments = PackedSegments(video_lens=video_lens, text_lens=text_lens)
     state.capture = {} if capture else None
     state.id_scale, state.ref_scale, state.active = float(id_scale), float(ref_scale), True
+    state.blocks = None  # every adapted block (not a block selection an earlier generation left behind)
     if id_tokens is not None and not capture:
         state.id_tokens = torch.cat(list(id_tokens), dim=1)
         state.id_lens = [tok.shape[1] for tok in id_tokens]
