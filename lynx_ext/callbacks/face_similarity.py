@@ -5,6 +5,7 @@ from typing import Optional
 
 import lightning.pytorch as pl
 import numpy as np
+from lightning.pytorch.utilities import rank_zero_warn
 
 from .ema import maybe_ema
 from .sampling import FacePair, SampleSettings, generate_pairs, load_analyzer
@@ -12,8 +13,8 @@ from .sampling import FacePair, SampleSettings, generate_pairs, load_analyzer
 
 class FaceSimilarityValidation(pl.Callback):
     """Every ``every_n_train_steps``: generate each pair, embed the largest face of every frame with the
-    *evaluation* embedder and log ``val/face_similarity`` (mean cosine to the conditioning face) and
-    ``val/face_detect_rate``.
+    *evaluation* embedder and log ``val/face_similarity`` (mean cosine to the conditioning face; not logged, with a
+    warning, when no frame shows a face) and ``val/face_detect_rate``.
 
     Args:
         pairs: held-out ``[{image, prompt}, ...]``.
@@ -35,9 +36,9 @@ class FaceSimilarityValidation(pl.Callback):
         self.face_models, self.embedder, self.detector = face_models, embedder, detector
         self.eval_embedder, self.eval_detector = eval_embedder or embedder, eval_detector or detector
         self._cond = self._eval = None
-        self.history: list[tuple[int, float, float]] = []
+        self.history: list[tuple[int, Optional[float], float]] = []  # (step, similarity or None, detect rate)
 
-    def evaluate(self, trainer, pl_module) -> tuple[float, float]:
+    def evaluate(self, trainer, pl_module) -> tuple[Optional[float], float]:
         from ..conditioners import NoFaceError
 
         device = "cuda" if str(pl_module.device).startswith("cuda") else "cpu"
@@ -60,10 +61,14 @@ class FaceSimilarityValidation(pl.Callback):
                     continue
                 found += 1
                 sims.append(float(np.dot(emb, ref) / (np.linalg.norm(emb) * np.linalg.norm(ref))))
-        sim = float(np.mean(sims)) if sims else float("nan")
+        sim = float(np.mean(sims)) if sims else None
         rate = found / max(total, 1)
         self.history.append((trainer.global_step, sim, rate))
-        pl_module.log("val/face_similarity", sim, rank_zero_only=True)
+        if sim is None:  # a NaN would poison the logs (and any monitor on this metric)
+            rank_zero_warn(f"FaceSimilarityValidation: no face found in the {total} generated frames at step "
+                           f"{trainer.global_step}; val/face_similarity is not logged this time.")
+        else:
+            pl_module.log("val/face_similarity", sim, rank_zero_only=True)
         pl_module.log("val/face_detect_rate", rate, rank_zero_only=True)
         return sim, rate
 
