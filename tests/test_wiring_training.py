@@ -133,5 +133,5 @@ def test_sigkilled_fit_resumes_where_it_stopped(cache, tmp_path):
         assert resumed == straight[2:], how
         final = load_file(str(run / "adapters" / "last" / "lynx_adapters.safetensors"))
         assert final.keys() == reference.keys()
-        assert all(torch.equal(final[k], reference[k]) for k in final), (how, [k for k in final
-                                                                             if not torch.equal(final[k], reference[k])][:4])
+        differ = [k for k in final if not torch.equal(final[k], reference[k])]
+        assert not differ, (how, differ[:4])
