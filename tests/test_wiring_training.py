@@ -85,6 +85,7 @@ def run_fit(args: list[str], env: dict) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.slow  # four training runs, three of them fresh processes
 def test_sigkilled_fit_resumes_where_it_stopped(cache, tmp_path):
     """Kill -9 after step 3 (checkpoint at step 2), then resume twice, by ``--ckpt_path last`` and by the path."""
     import shutil

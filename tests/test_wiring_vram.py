@@ -41,18 +41,24 @@ def generate(files, device, adapters_on=True, **vram) -> torch.Tensor:
 
 
 @pytest.fixture
-def deep_copies(monkeypatch):
-    """Counts the host's deep copies of VRAM-managed blocks (made when a block runs over the limit)."""
-    from diffsynth.core.vram.layers import AutoWrappedNonRecurseModule
+def vram_events(monkeypatch):
+    """Counts the host's over-the-limit decisions and its deep copies of VRAM-managed blocks."""
+    from diffsynth.core.vram.layers import AutoTorchModule, AutoWrappedNonRecurseModule
 
-    count = {"n": 0}
-    original = AutoWrappedNonRecurseModule.cast_to
+    count = {"over_limit": 0, "deep_copies": 0}
+    cast_to, check = AutoWrappedNonRecurseModule.cast_to, AutoTorchModule.check_free_vram
 
-    def counting(self, *args, **kwargs):
-        count["n"] += 1
-        return original(self, *args, **kwargs)
+    def counting_cast_to(self, *args, **kwargs):
+        count["deep_copies"] += 1
+        return cast_to(self, *args, **kwargs)
 
-    monkeypatch.setattr(AutoWrappedNonRecurseModule, "cast_to", counting)
+    def counting_check(self):
+        free = check(self)
+        count["over_limit"] += not free
+        return free
+
+    monkeypatch.setattr(AutoWrappedNonRecurseModule, "cast_to", counting_cast_to)
+    monkeypatch.setattr(AutoTorchModule, "check_free_vram", counting_check)
     return count
 
 
@@ -61,7 +67,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_vram_limited_generation_equals_unmanaged(files, device, deep_copies):
+def test_vram_limited_generation_equals_unmanaged(files, device, vram_events):
     from diffsynth.core.vram.layers import AutoWrappedLinear, AutoWrappedNonRecurseModule
 
     plain, _ = generate(files, device)
@@ -69,17 +75,18 @@ def test_vram_limited_generation_equals_unmanaged(files, device, deep_copies):
     assert isinstance(gen.pipe.dit.blocks[0], AutoWrappedNonRecurseModule)
     assert isinstance(gen.pipe.lynx.id_layers["0"].to_k_ip, AutoWrappedLinear)
     assert isinstance(gen.pipe.lynx.ref_layers["0"].to_k_ref, AutoWrappedLinear)
+    assert vram_events["over_limit"] > 0, "the generation never ran over the VRAM limit"
     if device != "cpu":  # on CPU the computation copy is the stored block itself (same device and dtype)
-        assert deep_copies["n"] > 0, "the limit did not force the host's deep copies"
+        assert vram_events["deep_copies"] > 0, "the limit did not force the host's deep copies"
     assert rel(managed, plain) < 1e-5
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_fp8_storage_keeps_the_adapters(files, device, deep_copies):
+def test_fp8_storage_keeps_the_adapters(files, device, vram_events):
     plain, _ = generate(files, device)
     plain_off, _ = generate(files, device, adapters_on=False)
     fp8, gen = generate(files, device, vram_limit=0.0, fp8=True)
-    assert deep_copies["n"] > 0, "fp8 storage with a limit must run deep-copied blocks"
+    assert vram_events["over_limit"] > 0 and vram_events["deep_copies"] > 0, vram_events
     assert gen.pipe.lynx.id_layers["0"].to_k_ip.weight.dtype == torch.float8_e4m3fn
     fp8_off, _ = generate(files, device, adapters_on=False, vram_limit=0.0, fp8=True)
     assert rel(fp8, plain) < FP8_RTOL
