@@ -197,7 +197,7 @@ def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: 
                 pack.append({"video": augment(crops[i], frames, g), "prompt": PROMPT,
                              "id_embed": embeds[j] * (0.0 if drop else 1.0)})
             for group in opt.param_groups:
-                group["lr"] = phase_lr * min(1.0, (phase_step + 1) / 200)
+                group["lr"] = phase_lr * min(1.0, (phase_step + 1) / (50 if phase == "adapters" else 200))
             with torch.autocast(dev, dtype=torch.bfloat16):
                 loss = module.pack_loss(pack, g)
             loss.backward()

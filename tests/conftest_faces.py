@@ -9,7 +9,9 @@ import pytest
 from PIL import Image
 
 CPU = ["CPUExecutionProvider"]
-FACES_DIR = Path(os.environ.get("LYNX_FACES_DIR", "/work/shared/data/faces"))
+# The labelled real photos live in ``shared/`` beside the checkout (``../shared``), never in the repository.
+SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+FACES_DIR = Path(os.environ.get("LYNX_FACES_DIR", SHARED_FACES))
 
 
 def astronaut() -> np.ndarray:

@@ -1,8 +1,8 @@
 """Real-model check on real photos: dlib HOG + 68 landmarks -> ArcFace alignment -> dlib ResNet.
 
 Every same-person pair must be more similar than every different-person pair. Uses the labelled photos of
-``/work/shared/data/faces`` (or ``$LYNX_FACES_DIR``); skipped when they or dlib are absent. The photos are
-test fixtures only (see their README); nothing from them is stored.
+``../shared/data/faces`` beside the checkout (or ``$LYNX_FACES_DIR``); skipped when they or dlib are absent. The
+photos are test fixtures only (see their README); nothing from them is stored.
 """
 from __future__ import annotations
 

@@ -5,17 +5,18 @@ from typing import Optional
 
 import lightning.pytorch as pl
 import numpy as np
+from lightning.pytorch.utilities import rank_zero_warn
 
 from ..pipeline.generation_settings import GenerationSettings
-from .ema import maybe_ema
 from ..training.args import FacePair
+from .ema import maybe_ema
 from .sampling import SAMPLE_SETTINGS, generate_pairs, pair_fields
 
 
 class FaceSimilarityValidation(pl.Callback):
     """Every ``every_n_train_steps``: generate each pair, embed the largest face of every frame with the
-    *evaluation* embedder and log ``val/face_similarity`` (mean cosine to the conditioning face) and
-    ``val/face_detect_rate``.
+    *evaluation* embedder and log ``val/face_similarity`` (mean cosine to the conditioning face; not logged, with a
+    warning, when no frame shows a face) and ``val/face_detect_rate``.
 
     Args:
         pairs: held-out ``[{image, prompt}, ...]``.
@@ -37,10 +38,10 @@ class FaceSimilarityValidation(pl.Callback):
         self.face_models, self.embedder, self.detector = face_models, embedder, detector
         self.eval_embedder, self.eval_detector = eval_embedder or embedder, eval_detector or detector
         self._cond = self._eval = None
-        self.history: list[tuple[int, float, float]] = []
+        self.history: list[tuple[int, Optional[float], float]] = []  # (step, similarity or None, detect rate)
 
-    def evaluate(self, trainer, pl_module) -> tuple[float, float]:
-        """Generate, score and log; returns (mean similarity, detection rate). No face in any frame: an error."""
+    def evaluate(self, trainer, pl_module) -> tuple[Optional[float], float]:
+        """Generate, score and log; returns (mean similarity or None when no frame shows a face, detect rate)."""
         from ..conditioners import FaceAnalyzer
         from ..conditioners.similarity import frame_similarities
 
@@ -58,12 +59,13 @@ class FaceSimilarityValidation(pl.Callback):
             reference = self._eval.analyze(pair_fields(pair)[0]).embedding
             values += frame_similarities(self._eval, frames, reference)
         found = [v for v in values if v is not None]
+        sim = float(np.mean(found)) if found else None
         rate = len(found) / max(len(values), 1)
-        if found:
-            sim = float(np.mean(found))
+        if sim is None:  # a NaN would poison the logs (and any monitor on this metric)
+            rank_zero_warn(f"FaceSimilarityValidation: no face found in the {len(values)} generated frames at step "
+                           f"{trainer.global_step}; val/face_similarity is not logged this time.")
+        else:
             pl_module.log("val/face_similarity", sim, rank_zero_only=True)
-        else:  # no face in any generated frame: logged as a detection rate of 0, never as a similarity
-            sim = float("nan")
         pl_module.log("val/face_detect_rate", rate, rank_zero_only=True)
         self.history.append((trainer.global_step, sim, rate))
         return sim, rate

@@ -24,11 +24,30 @@ def make_cli(args: list[str], run: bool = True):
             # the source of truth; `LynxModule.on_load_checkpoint` refuses a checkpoint written by another recipe.
             return
 
+        def fit(self, model, ckpt_path=None, **kwargs):
+            if ckpt_path == "last":
+                ckpt_path = last_checkpoint(self.trainer) or ckpt_path
+            self.trainer.fit(model, ckpt_path=ckpt_path, **kwargs)
+
     trainer_defaults = {"plugins": [AtomicCheckpointIO()], "reload_dataloaders_every_n_epochs": 1,
                         "use_distributed_sampler": False}
     return LynxCLI(LynxModule, LynxDataModule, args=args, run=run, trainer_defaults=trainer_defaults,
                    save_config_kwargs={"overwrite": True}, seed_everything_default=0,
                    parser_kwargs={"prog": "diffsynth-ext fit --extension lynx"})
+
+
+def last_checkpoint(trainer) -> Optional[str]:
+    """The newest ``last*.ckpt`` of the run's root (any version folder) or of a checkpoint callback's folder.
+
+    Lightning resolves ``--ckpt_path last`` only inside the new run's own version folder, which a fresh process has
+    just created empty, so it would silently start from scratch.
+    """
+    from pathlib import Path
+
+    roots = [Path(trainer.default_root_dir)]
+    roots += [Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]
+    found = {p for root in roots if root.is_dir() for p in root.glob("**/last*.ckpt")}
+    return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -82,10 +82,12 @@ class LynxModule(pl.LightningModule):
         pipe = build_pipe(self.base, device="cpu")
         ext = load_extensions()["lynx"]
         a = self.adapter_args
-        if a.init_from:
-            ext.install(pipe, a.init_from, variant=a.variant)
-        else:
-            ext.install(pipe, None, config=build_adapter_config(pipe.dit, a), init=a.init)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)  # the adapters' initial draw must not depend on what loading drew before
+            if a.init_from:
+                ext.install(pipe, a.init_from, variant=a.variant)
+            else:
+                ext.install(pipe, None, config=build_adapter_config(pipe.dit, a), init=a.init)
         pipe.scheduler.set_timesteps(1000, training=True, shift=self.loss_args.sigma_shift)
         pipe.requires_grad_(False)
         pipe.eval()
