@@ -35,7 +35,7 @@ class LynxExtension:
     name = "lynx"
     pipeline = "WanVideoPipeline"
     description = "Identity-preserving personalized video from one face photo (ID- and Ref-adapters on Wan2.1)."
-    commands = ("generate", "prepare", "fit")
+    commands = ("generate", "prepare", "fit", "app")
 
     def install(
         self,

@@ -50,6 +50,10 @@ def parse_blocks(text: Optional[str]) -> Optional[list[int]]:
     return sorted(set(blocks))
 
 
+# Failures caused by what the user gave (shown as one sentence, exit 2); anything else is a bug or the machine.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, LookupError)
+
+
 def fail(err: BaseException) -> int:
     """Print one clear line for an expected failure (and the type for anything else); return the exit code."""
     import os
@@ -57,6 +61,5 @@ def fail(err: BaseException) -> int:
     if os.environ.get("LYNX_EXT_DEBUG"):
         raise err
     kind = type(err).__name__
-    print(f"error: {err}" if isinstance(err, (ValueError, FileNotFoundError, FileExistsError, LookupError))
-          else f"error ({kind}): {err}", file=sys.stderr)
-    return 2 if isinstance(err, (ValueError, FileNotFoundError, FileExistsError, LookupError)) else 1
+    print(f"error: {err}" if isinstance(err, USER_ERRORS) else f"error ({kind}): {err}", file=sys.stderr)
+    return 2 if isinstance(err, USER_ERRORS) else 1
