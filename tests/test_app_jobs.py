@@ -126,15 +126,24 @@ def test_cli_defaults_and_refusals(tmp_path, capsys):
     assert resolve_preset(build_parser().parse_args(["--face-models", "x", "--preset", "tiny"])) == "tiny"
     afile = tmp_path / "taken"
     afile.write_text("")
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    from lynx_ext.extension import LynxExtension
+
     for argv, words in ([["--port", "70000"], "--port must be between 1 and 65535"],
                         [["--max-queue", "0"], "--max-queue must be at least 1"],
                         [["--output-dir", str(afile)], "is a file"],
+                        [["--port", str(port)], f"Cannot listen on 127.0.0.1:{port}"],
                         [["--lora", str(tmp_path / "missing.safetensors")], "does not exist"]):
-        from lynx_ext.extension import LynxExtension
-
+        argv = ["--output-dir", str(tmp_path / "out"), *argv]  # the case's own --output-dir comes last and wins
         assert LynxExtension().run_command("app", argv) == 2  # through the registered extension command
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1, err
+    busy.close()
 
 
 # ------------------------------------------------------------------------------------------- face preview

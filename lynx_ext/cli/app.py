@@ -66,6 +66,8 @@ def check_server_options(args) -> Path:
         raise ValueError(f"--port must be between 1 and 65535, got {args.port}.")
     if args.max_queue < 1:
         raise ValueError(f"--max-queue must be at least 1, got {args.max_queue}.")
+    if args.port is not None:
+        check_port_free(args.host, args.port)
     out = Path(args.output_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise ValueError(f"--output-dir {out} is a file; give a folder.")
@@ -100,6 +102,20 @@ def build_runner(args, output_dir: Path):
     return JobRunner(cache, output_dir), defaults, preset
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Bind ``host:port`` for a moment, as the server will, so a taken port is refused before any model loads."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as err:
+        raise ValueError(f"Cannot listen on {host}:{port} ({err.strerror or err}); choose another --port, or stop "
+                         "what uses it.") from None
+
+
 def run(args) -> int:
     out = check_server_options(args)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no calls home
@@ -121,9 +137,8 @@ def run(args) -> int:
     try:
         app.launch(server_name=args.host, server_port=args.port, share=args.share, allowed_paths=[str(out)],
                    theme=theme(), ssr_mode=False, show_error=False)
-    except OSError as err:
-        raise ValueError(f"Cannot listen on {args.host}:{args.port or '7860+'} ({err}); choose another --port "
-                         "or --host.") from None
+    except OSError as err:  # e.g. no free port from 7860 on, or taken since the check
+        raise ValueError(f"Cannot listen on {args.host} ({err}); choose another --port.") from None
     return 0
 
 
