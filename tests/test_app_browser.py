@@ -121,18 +121,24 @@ def _fill(driver, **values):
         field.send_keys(value)
 
 
-def _shot(driver, name):
-    """Save the whole page (the window grown to the page's height) when LYNX_EXT_SCREENSHOTS is set."""
+def _shot(driver, name, crop=None):
+    """When LYNX_EXT_SCREENSHOTS is set, save the whole page (the window grown to the page's height), or only the
+    element ``crop``, as a 256-colour PNG."""
     if not SHOTS:
         return
     Path(SHOTS).mkdir(parents=True, exist_ok=True)
-    size = driver.get_window_size()
-    driver.execute_script("window.scrollTo(0, 0)")
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(size["width"], height + 140)
-    time.sleep(0.5)
-    driver.save_screenshot(str(Path(SHOTS) / name))
-    driver.set_window_size(size["width"], size["height"])
+    path = Path(SHOTS) / name
+    if crop:
+        _find(driver, crop)[0].screenshot(str(path))
+    else:
+        size = driver.get_window_size()
+        driver.execute_script("window.scrollTo(0, 0)")
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(size["width"], height + 140)
+        time.sleep(0.5)
+        driver.save_screenshot(str(path))
+        driver.set_window_size(size["width"], size["height"])
+    Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
 def test_upload_preview_bad_setting_queue_and_outputs(app_url, browser, astronaut, tmp_path):
@@ -173,6 +179,7 @@ def test_upload_preview_bad_setting_queue_and_outputs(app_url, browser, astronau
     d.switch_to.window(second)
     _find(d, "#generate")[0].click()
     _wait(d, lambda d: "queue: 1/1" in _find(d, "#video")[0].text, timeout=20, what="the queue position")
+    _shot(d, "app_queued.png", crop="#video")
     _wait(d, lambda d: _find(d, "#video video"), timeout=120, what="the second job's video")
     d.switch_to.window(second)
     d.close()

@@ -192,9 +192,9 @@ def test_job_writes_video_sheet_report_with_progress(runner, astronaut):
     assert report["settings"]["seed"] == 5 and report["prompt"] == "an astronaut smiling"
     assert report["negative_prompt"].startswith("Bright tones")
     assert "height 70 is not a multiple of 16; used 80." in job.notes
-    steps = [(d, t) for d, t, what in calls if what == "denoising"]
-    assert steps == [(0, 2), (1, 2), (2, 2)]  # fed by the denoising loop, before and after each step
-    assert calls[-1][2].startswith("writing")
+    steps = [(d, t, what) for d, t, what in calls if t == 2]
+    assert steps == [(0, 2, "denoising"), (1, 2, "denoising"), (2, 2, "decoding the video")]  # fed by the loop
+    assert calls[0][2].startswith("analysing the face") and calls[-1][2].startswith("writing")
     assert runner.history[-1] is job
 
 

@@ -67,7 +67,10 @@ class JobRunner:
         notes = _round_shape(gen.pipe, kwargs)
         number, output = self._reserve(image, key.variant, kwargs["seed"])
         progress(0, 0, "analysing the face, encoding the prompt")
-        result = gen.generate(image, **kwargs, progress=lambda done, total: progress(done, total, "denoising"))
+        def steps(done: int, total: int):  # after the last step the host decodes the video
+            progress(done, total, "denoising" if done < total else "decoding the video")
+
+        result = gen.generate(image, **kwargs, progress=steps)
         progress(1, 1, "writing the video, contact sheet and report")
         paths = result.save(output)
         notes += list(result.report["face"].get("warnings", []))
