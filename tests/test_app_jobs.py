@@ -108,6 +108,10 @@ def test_good_settings_become_generate_arguments(tmp_path):
     assert key.loras == (f"{lora}:0.5",) and key.vram_limit is None and key.variant == "full"
     with pytest.raises(LynxInputError, match="Unknown setting.*colour"):
         JobSettings.from_form({"prompt": "x", "colour": "red"})
+    with pytest.raises(LynxInputError, match="Missing setting.*negative_prompt"):
+        JobSettings.from_form({"prompt": "x"})
+    form = vars(fast())
+    assert JobSettings.from_form(form) == fast()
 
 
 def test_form_defaults_follow_the_variant_and_preset():

@@ -75,7 +75,7 @@ def build_app(runner: JobRunner, defaults: JobSettings, *, real_model: bool, int
 
         def check(data: dict):
             _user_errors_to_ui(lambda: runner.check(data[photo], _settings(data, c)))
-            return "Queued: it starts when the jobs before it have finished."
+            return "Job queued: its place in the queue, then its progress, show on the video panel."
 
         def generate(data: dict, progress=gr.Progress()):
             def report_progress(done: int, total: int, what: str):
@@ -92,7 +92,8 @@ def build_app(runner: JobRunner, defaults: JobSettings, *, real_model: bool, int
                                      c["ref_scale"]])
         run.click(check, inputs=inputs, outputs=status, concurrency_limit=None, trigger_mode="multiple").success(
             generate, inputs=inputs, outputs=[status, video, sheet, files, report, history],
-            concurrency_id="generate", concurrency_limit=1, show_progress_on=video, trigger_mode="multiple")
+            concurrency_id="generate", concurrency_limit=1, show_progress_on=video, trigger_mode="multiple").failure(
+            lambda: "**The job did not finish**; the message says why.", outputs=status, queue=False)
     return app
 
 

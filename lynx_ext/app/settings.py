@@ -7,7 +7,7 @@ raises `LynxInputError` naming the control and what to enter instead; the UI sho
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -44,27 +44,28 @@ class ModelKey:
 
 @dataclass
 class JobSettings:
-    """The form's values for one generation (field names are `LynxGenerator.generate`'s where they match)."""
+    """The form's values for one generation (field names are `LynxGenerator.generate`'s where they match).
+    `JobSettings.defaults` fills in the variant's official values (`lynx_ext.inference.VARIANTS`)."""
 
     prompt: str
-    negative_prompt: str = ""
-    variant: str = "full"
-    id_scale: float = 1.0
-    ref_scale: float = 1.0
+    negative_prompt: str
+    variant: str
+    id_scale: float
+    ref_scale: float
+    sampler: str
+    sigma_shift: float
+    num_inference_steps: int
+    seed: int
+    cfg_scale: float
+    identity_guidance: bool  # False = two-branch guidance (cfg_scale_i None)
+    cfg_scale_i: float
+    height: int
+    width: int
+    num_frames: int
+    fps: int
     step_window_start: float = 0.0
     step_window_end: float = 1.0
     blocks: str = ""  # empty = all blocks
-    sampler: str = "unipc"
-    sigma_shift: float = 3.0
-    num_inference_steps: int = 50
-    seed: int = 42
-    cfg_scale: float = 5.0
-    identity_guidance: bool = True  # False = two-branch guidance (cfg_scale_i None)
-    cfg_scale_i: float = 2.0
-    height: int = 480
-    width: int = 832
-    num_frames: int = 81
-    fps: int = 16
     face_similarity: bool = True
     loras: str = ""  # one PATH[:ALPHA] per line
     vram_limit: Optional[float] = None  # None / 0 = no limit
@@ -85,11 +86,14 @@ class JobSettings:
 
     @classmethod
     def from_form(cls, values: dict[str, Any]) -> "JobSettings":
-        """Build from a ``{field: value}`` dict; unknown keys are refused by name."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
+        """Build from a ``{field: value}`` dict; unknown or missing keys are refused by name."""
+        fields = cls.__dataclass_fields__
+        unknown = sorted(set(values) - set(fields))
         if unknown:
-            raise LynxInputError(f"Unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+            raise LynxInputError(f"Unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}.")
+        missing = [k for k, f in fields.items() if k not in values and f.default is MISSING]
+        if missing:
+            raise LynxInputError(f"Missing setting(s): {', '.join(missing)}.")
         return cls(**values)
 
     # -------------------------------------------------------------------------------------------- checks

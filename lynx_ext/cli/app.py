@@ -143,7 +143,8 @@ def run(args) -> int:
 
 
 def _intro(preset: str, gen, out: Path) -> str:
-    where = f"Outputs go to `{out}`."
+    shown = out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out
+    where = f"Outputs go to `{shown}`."
     if preset == "tiny":
         return ("**Offline tiny preset**: a tiny *untrained* Wan with random adapters and stand-in face models. It "
                 "proves the installation and the whole path; its videos are noise-like and its face similarity "
