@@ -45,6 +45,7 @@ class LynxExtension:
         "fit": "lynx_ext.cli.fit:main",
         "convert": "lynx_ext.cli.convert:main",
         "eval": "lynx_ext.cli.eval:main",
+        "app": "lynx_ext.cli.app:main",
     }
 
     def install(

@@ -50,6 +50,10 @@ def parse_blocks(text: Optional[str]) -> Optional[list[int]]:
     return sorted(set(blocks))
 
 
+# Failures caused by what the user gave (shown as one sentence, exit 2); anything else is a bug or the machine.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, LookupError)
+
+
 def run_command(run: Callable[[], int], interrupted: str = "interrupted; no partial outputs were written") -> int:
     """The one wrapper of every command's work: a clear line and exit 2 for bad input, 130 on Ctrl-C."""
     try:
@@ -73,6 +77,5 @@ def fail(err: BaseException) -> int:
     if os.environ.get("LYNX_EXT_DEBUG"):
         raise err
     kind = type(err).__name__
-    print(f"error: {err}" if isinstance(err, (ValueError, FileNotFoundError, FileExistsError, LookupError))
-          else f"error ({kind}): {err}", file=sys.stderr)
-    return 2 if isinstance(err, (ValueError, FileNotFoundError, FileExistsError, LookupError)) else 1
+    print(f"error: {err}" if isinstance(err, USER_ERRORS) else f"error ({kind}): {err}", file=sys.stderr)
+    return 2 if isinstance(err, USER_ERRORS) else 1

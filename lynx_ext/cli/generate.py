@@ -18,24 +18,11 @@ EPILOG = """examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="diffsynth-ext generate --extension lynx", epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                description="Identity-preserving video from one face photo with Lynx on Wan2.1.")
-    job = p.add_argument_group("what to generate")
-    job.add_argument("--image", help="face photo (jpg/png/webp/...; EXIF rotation, RGBA, grayscale, 16-bit handled)")
-    job.add_argument("--prompt", help="the prompt, or a text file holding it")
-    job.add_argument("--batch", help="YAML or CSV of jobs (columns/keys: image, prompt, optional seed, output, ...)")
-    add_alias_flag(job, "--negative-prompt", default=None, help="default: the official Lynx negative prompt")
-    job.add_argument("--seed", type=int, default=None, help="default 42 (official)")
-    out = p.add_argument_group("outputs")
-    out.add_argument("--output", help="video path (.mp4); the contact sheet and report go next to it")
-    add_alias_flag(out, "--output-dir", default="outputs", help="folder for batch outputs / default names")
-    out.add_argument("--webp", action="store_true", help="also write an animated .webp")
-    out.add_argument("--overwrite", action="store_true", help="replace existing outputs (refused otherwise)")
+def add_model_arguments(p: argparse.ArgumentParser, preset_default: Optional[str] = "wan2.1-t2v-14b") -> None:
+    """The "models" and "device and memory" options (shared with ``diffsynth-ext app``); see `load_generator`."""
     model = p.add_argument_group("models")
     model.add_argument("--variant", choices=("full", "lite"), default="full")
-    model.add_argument("--preset", choices=("wan2.1-t2v-14b", "tiny"), default="wan2.1-t2v-14b",
+    model.add_argument("--preset", choices=("wan2.1-t2v-14b", "tiny"), default=preset_default,
                        help="base model; 'tiny' builds a tiny random Wan offline (installation check)")
     add_alias_flag(model, "--model-paths", action="append", default=None,
                    help="local base-model file(s), repeatable (DiffSynth ModelConfig(path=...))")
@@ -58,6 +45,42 @@ def build_parser() -> argparse.ArgumentParser:
     add_alias_flag(run, "--vram-limit", type=float, default=None, help="GB of VRAM DiffSynth may use (offloads beyond)")
     run.add_argument("--offload", action="store_true", help="keep weights on the CPU, onload per layer")
     run.add_argument("--fp8", action="store_true", help="store offloaded weights in float8 (computed in --dtype)")
+
+
+def load_generator(args, **overrides):
+    """The `LynxGenerator` the options of `add_model_arguments` describe (``overrides`` replace option values)."""
+    from ..inference.generator import LynxGenerator
+
+    args = argparse.Namespace(**{**vars(args), **overrides})
+    if args.preset == "tiny":
+        from ..inference.tiny_preset import tiny_generator
+
+        return tiny_generator(variant=args.variant, loras=args.lora, face_models=args.face_models, embedder=args.embedder,
+                              detector=args.detector, adapters=args.adapters)
+    id_paths = args.model_id_with_origin_paths.split(",") if args.model_id_with_origin_paths else None
+    return LynxGenerator.from_pretrained(
+        variant=args.variant, base=args.preset, adapters=args.adapters, model_paths=args.model_paths,
+        model_id_with_origin_paths=id_paths, tokenizer_path=args.tokenizer_path, face_models=args.face_models,
+        embedder=args.embedder, detector=args.detector, loras=args.lora, device=args.device, dtype=args.dtype,
+        vram_limit=args.vram_limit, offload=args.offload, fp8=args.fp8)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="diffsynth-ext generate --extension lynx", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Identity-preserving video from one face photo with Lynx on Wan2.1.")
+    job = p.add_argument_group("what to generate")
+    job.add_argument("--image", help="face photo (jpg/png/webp/...; EXIF rotation, RGBA, grayscale, 16-bit handled)")
+    job.add_argument("--prompt", help="the prompt, or a text file holding it")
+    job.add_argument("--batch", help="YAML or CSV of jobs (columns/keys: image, prompt, optional seed, output, ...)")
+    add_alias_flag(job, "--negative-prompt", default=None, help="default: the official Lynx negative prompt")
+    job.add_argument("--seed", type=int, default=None, help="default 42 (official)")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--output", help="video path (.mp4); the contact sheet and report go next to it")
+    add_alias_flag(out, "--output-dir", default="outputs", help="folder for batch outputs / default names")
+    out.add_argument("--webp", action="store_true", help="also write an animated .webp")
+    out.add_argument("--overwrite", action="store_true", help="replace existing outputs (refused otherwise)")
+    add_model_arguments(p)
     g = p.add_argument_group("sampling (unset = official defaults of the variant)")
     add_alias_flag(g, "--num-frames", type=int, default=None, help="full 81, lite 121; rounded to 4n+1")
     g.add_argument("--height", type=int, default=None, help="default 480; rounded up to a multiple of 16")
@@ -170,19 +193,7 @@ def run(args) -> int:
         check_free(list(output_paths(out, args.webp).values()), args.overwrite)  # refuse before loading any weights
         planned.append(out)
     base = cli_settings(args)
-    if args.preset == "tiny":
-        from ..inference.tiny_preset import tiny_generator
-
-        embedder = args.embedder if (args.face_models or args.embedder == "dlib") else "insightface"
-        gen = tiny_generator(variant=args.variant, loras=args.lora, face_models=args.face_models, embedder=embedder,
-                             detector=args.detector, adapters=args.adapters)
-    else:
-        id_paths = args.model_id_with_origin_paths.split(",") if args.model_id_with_origin_paths else None
-        gen = LynxGenerator.from_pretrained(
-            variant=args.variant, base=args.preset, adapters=args.adapters, model_paths=args.model_paths,
-            model_id_with_origin_paths=id_paths, tokenizer_path=args.tokenizer_path, face_models=args.face_models,
-            embedder=args.embedder, detector=args.detector, loras=args.lora, device=args.device, dtype=args.dtype,
-            vram_limit=args.vram_limit, offload=args.offload, fp8=args.fp8)
+    gen = load_generator(args)
     for job, out in zip(jobs, planned):
         t0 = time.perf_counter()
         result = gen.generate(job["image"], job["prompt_text"], settings=base.merged(job["settings"]),

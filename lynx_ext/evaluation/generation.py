@@ -13,10 +13,8 @@ def build_generator(model: ModelSettings):
     if model.preset == "tiny":
         from ..inference.tiny_preset import tiny_generator
 
-        # The tiny preset conditions on its stand-in face pack unless real face models are given (as the CLI).
-        embedder = model.embedder if (model.face_models or model.embedder == "dlib") else "insightface"
         return tiny_generator(variant=model.variant, loras=model.loras, face_models=model.face_models,
-                              embedder=embedder, detector=model.detector, adapters=model.adapters)
+                              embedder=model.embedder, detector=model.detector, adapters=model.adapters)
     from ..inference import LynxGenerator
 
     return LynxGenerator.from_pretrained(

@@ -12,7 +12,7 @@ import resource
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from PIL import Image
@@ -62,9 +62,13 @@ def file_fingerprint(path: str | Path, full: bool = False, chunk: int = 16 << 20
 
 
 class StepTimer:
-    """Progress bar over the denoising steps that also timestamps the loop's start and end."""
+    """Progress bar over the denoising steps that also timestamps the loop's start and end.
 
-    def __init__(self, show: bool = True, desc: str = "denoising"):
+    ``show``: True = a tqdm bar, False = nothing, or a callable ``(steps_done, steps_total)`` called before the
+    first step and after each one (e.g. to feed a web UI's progress bar).
+    """
+
+    def __init__(self, show: bool | Callable[[int, int], Any] = True, desc: str = "denoising"):
         self.show, self.desc = show, desc
         self.start = self.end = None
 
@@ -72,8 +76,15 @@ class StepTimer:
         from tqdm import tqdm
 
         self.start = time.perf_counter()
-        for item in (tqdm(iterable, desc=self.desc) if self.show else iterable):
-            yield item
+        if callable(self.show):
+            total = len(iterable)
+            self.show(0, total)
+            for done, item in enumerate(iterable, 1):
+                yield item
+                self.show(done, total)
+        else:
+            for item in (tqdm(iterable, desc=self.desc) if self.show else iterable):
+                yield item
         self.end = time.perf_counter()
 
 
@@ -209,9 +220,11 @@ class LynxGenerator:
             blocks=installed.blocks if s.blocks is None else tuple(sorted(set(int(b) for b in s.blocks))))
 
     def generate(self, image, prompt: str, settings: Optional[GenerationSettings] = None,
-                 face_similarity: bool = True, progress: bool = True, **values) -> GenerationResult:
+                 face_similarity: bool = True, progress: bool | Callable[[int, int], Any] = True,
+                 **values) -> GenerationResult:
         """Generate one video from a face photo and a prompt.
 
+        ``progress``: a tqdm bar (True), none (False), or a callable ``(steps_done, steps_total)``.
         ``settings`` (a `GenerationSettings`) and/or its fields as keywords (``seed=``, ``num_frames=``,
         ``id_scale=``, ...); unset options take the variant's official defaults and the installed scales.
         """

@@ -13,7 +13,10 @@ from typing import Sequence
 def tiny_generator(variant: str = "full", loras: Sequence[str] = (), home: Path | None = None,
                    face_models: str | None = None, embedder: str = "insightface", detector: str | None = None,
                    adapters: str | None = None):
-    """A `LynxGenerator` over tiny models (CPU, float32); ``face_models`` replaces the stand-in face pack."""
+    """A `LynxGenerator` over tiny models (CPU, float32); ``face_models`` replaces the stand-in face pack.
+
+    Without ``face_models`` the stand-in pack conditions the faces (insightface layout), unless ``embedder`` is
+    ``dlib`` (offline from pip alone)."""
     from ..conditioners import FaceAnalyzer
     from ..models.build import build_wan_pipe
     from ..models.presets import variant_defaults
@@ -24,6 +27,8 @@ def tiny_generator(variant: str = "full", loras: Sequence[str] = (), home: Path 
 
     variant_defaults(variant)
     home = home or tiny_home()
+    if face_models is None and embedder != "dlib":
+        embedder = "insightface"  # the stand-in pack has the insightface layout
     detector = detector or ("dlib" if embedder == "dlib" and face_models is None else "insightface")
     faces = Path(face_models) if face_models else home / "faces"
     if face_models is None and detector == "insightface" and not (faces / "det_10g.onnx").is_file():
