@@ -115,9 +115,9 @@ def test_good_settings_become_generate_arguments(tmp_path):
 
 
 def test_form_defaults_follow_the_variant_and_preset():
-    full, lite = JobSettings.defaults("full"), JobSettings.defaults("lite", {"num_frames": 9})
+    full, lite = JobSettings.defaults("full"), JobSettings.defaults("lite", "tiny")
     assert (full.num_frames, full.fps, full.identity_guidance, full.cfg_scale_i) == (81, 16, True, 2.0)
-    assert (lite.num_frames, lite.fps, lite.identity_guidance) == (9, 24, False)
+    assert (lite.num_frames, lite.fps, lite.identity_guidance) == (9, 8, False)  # the tiny preset's sizes
     assert full.negative_prompt.startswith("Bright tones")
 
 
@@ -136,6 +136,7 @@ def test_cli_defaults_and_refusals(tmp_path, capsys):
     busy.bind(("127.0.0.1", 0))
     busy.listen()
     port = busy.getsockname()[1]
+    from lynx_ext.cli.main import run_extension_command
     from lynx_ext.extension import LynxExtension
 
     for argv, words in ([["--port", "70000"], "--port must be between 1 and 65535"],
@@ -144,7 +145,7 @@ def test_cli_defaults_and_refusals(tmp_path, capsys):
                         [["--port", str(port)], f"Cannot listen on 127.0.0.1:{port}"],
                         [["--lora", str(tmp_path / "missing.safetensors")], "does not exist"]):
         argv = ["--output-dir", str(tmp_path / "out"), *argv]  # the case's own --output-dir comes last and wins
-        assert LynxExtension().run_command("app", argv) == 2  # through the registered extension command
+        assert run_extension_command(LynxExtension(), "app", argv) == 2  # through the registered extension command
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1, err
     busy.close()

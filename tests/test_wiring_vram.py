@@ -16,7 +16,7 @@ EFFECT_RTOL = 0.25  # what the adapters change, fp8 vs unmanaged; measured 7% (d
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     from lynx_ext.tiny.face_models import write_standin_pack
-    from lynx_ext.inference.tiny_preset import tiny_adapters
+    from lynx_ext.tiny.adapters import tiny_adapters
     from lynx_ext.tiny.wan import build_tiny_wan, load_tiny_pipe
 
     home = tmp_path_factory.mktemp("vram")
