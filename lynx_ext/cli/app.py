@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .common import add_alias_flag, fail
+from .common import add_alias_flag, run_command
 from .generate import add_model_arguments, load_generator
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -52,12 +52,7 @@ def resolve_preset(args) -> str:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as err:  # noqa: BLE001 - every failure becomes one clear line and a non-zero exit
-        return fail(err)
+    return run_command(lambda: run(args), "stopped")
 
 
 def check_server_options(args) -> Path:

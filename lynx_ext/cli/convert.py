@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .common import fail
+from .common import run_command
 
 EPILOG = """examples:
   diffsynth-ext convert --extension lynx runs/adapters/last/lynx_adapters.safetensors --to comfyui \\
@@ -40,13 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted; no partial outputs were written", file=sys.stderr)
-        return 130
-    except Exception as err:  # noqa: BLE001 - every failure becomes one clear line and a non-zero exit
-        return fail(err)
+    return run_command(lambda: run(args))
+
 
 
 def check_output(output: Path, to: str, overwrite: bool) -> None:

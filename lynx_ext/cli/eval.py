@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Optional
 
-from .common import add_alias_flag, fail
+from .common import add_alias_flag, run_command
 
 EPILOG = """examples:
   diffsynth-ext eval --extension lynx --config recipes/eval/paper_protocol_14b.yaml --subjects faces/ --output runs/p
@@ -48,13 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted; every finished case is saved. Run the same command again to resume.", file=sys.stderr)
-        return 130
-    except Exception as err:  # noqa: BLE001 - every failure becomes one clear line and a non-zero exit
-        return fail(err)
+    return run_command(lambda: run(args),
+                       "interrupted; every finished case is saved. Run the same command again to resume.")
+
 
 
 def run(args) -> int:

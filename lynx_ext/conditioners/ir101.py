@@ -14,10 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .ir_se50 import Subsample
+from .ir_se50 import EMBEDDING_DIM, IRBackbone, Subsample
 
 STAGES = ((64, 3), (128, 13), (256, 30), (512, 3))  # (channels, units) of IR-101 (TFace's num_layers=100)
-EMBEDDING_DIM = 512
 
 
 class ResidualUnitIR(nn.Module):
@@ -44,27 +43,11 @@ class ResidualUnitIR(nn.Module):
         return self.res_layer(x) + self.shortcut_layer(x)
 
 
-class IR101(nn.Module):
+class IR101(IRBackbone):
     """CurricularFace IR-101 backbone (TFace-compatible keys); ``forward`` returns raw 512-d features."""
 
     def __init__(self, drop_ratio: float = 0.4):
-        super().__init__()
-        self.input_layer = nn.Sequential(
-            nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64)
-        )
-        units, c_prev = [], 64
-        for channels, count in STAGES:
-            for i in range(count):
-                units.append(ResidualUnitIR(c_prev, channels, stride=2 if i == 0 else 1))
-                c_prev = channels
-        self.body = nn.Sequential(*units)
-        self.output_layer = nn.Sequential(
-            nn.BatchNorm2d(512),
-            nn.Dropout(drop_ratio),
-            nn.Flatten(),
-            nn.Linear(512 * 7 * 7, EMBEDDING_DIM),
-            nn.BatchNorm1d(EMBEDDING_DIM, affine=False),
-        )
+        super().__init__(ResidualUnitIR, STAGES, drop_ratio, head_affine=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (112, 112):

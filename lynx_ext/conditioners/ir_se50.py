@@ -68,18 +68,23 @@ class ResidualUnitSE(nn.Module):
         return self.res_layer(x) + self.shortcut_layer(x)
 
 
-class IRSE50(nn.Module):
-    """ArcFace IR-SE50 backbone (facexlib-compatible keys); ``forward`` returns unit-norm embeddings."""
+class IRBackbone(nn.Module):
+    """The insightface-style IR backbone shared by IR-SE50 and IR-101: stem, residual stages, 512-d head.
 
-    def __init__(self, drop_ratio: float = 0.6):
+    ``unit``: the residual unit class ``(c_in, c_out, stride)``; ``stages``: ``(channels, units)`` per stage;
+    ``head_affine``: whether the head's final BatchNorm1d has affine parameters. The attribute names and
+    Sequential indices fix the checkpoint keys.
+    """
+
+    def __init__(self, unit: type, stages, drop_ratio: float, head_affine: bool):
         super().__init__()
         self.input_layer = nn.Sequential(
             nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64)
         )
         units, c_prev = [], 64
-        for channels, count in STAGES:
+        for channels, count in stages:
             for i in range(count):
-                units.append(ResidualUnitSE(c_prev, channels, stride=2 if i == 0 else 1))
+                units.append(unit(c_prev, channels, stride=2 if i == 0 else 1))
                 c_prev = channels
         self.body = nn.Sequential(*units)
         self.output_layer = nn.Sequential(
@@ -87,8 +92,15 @@ class IRSE50(nn.Module):
             nn.Dropout(drop_ratio),
             nn.Flatten(),
             nn.Linear(512 * 7 * 7, EMBEDDING_DIM),
-            nn.BatchNorm1d(EMBEDDING_DIM),
+            nn.BatchNorm1d(EMBEDDING_DIM, affine=head_affine),
         )
+
+
+class IRSE50(IRBackbone):
+    """ArcFace IR-SE50 backbone (facexlib-compatible keys); ``forward`` returns unit-norm embeddings."""
+
+    def __init__(self, drop_ratio: float = 0.6):
+        super().__init__(ResidualUnitSE, STAGES, drop_ratio, head_affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (112, 112):
