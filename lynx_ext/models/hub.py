@@ -112,7 +112,7 @@ def fetch_folder(what: str, hub: HubFolder, local_dir: Path, source: Optional[st
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
-    return text[0][:200] if text else "no message"
+    return (text[0][:160] + ("..." if len(text[0]) > 160 else "")) if text else "no message"
 
 
 # ----------------------------------------------------------------------------------- the official Lynx adapters
