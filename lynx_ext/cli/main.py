@@ -61,7 +61,8 @@ def choose_extension(name: Optional[str], command: str):
     if len(exts) == 1:
         return next(iter(exts.values()))
     if not exts:
-        raise LookupError("no DiffSynth extension is installed; install one, e.g. `pip install lynx-ext`.")
+        raise LookupError("no DiffSynth extension is installed; install one (lynx-ext: `pip install -e .` in its "
+                          "checkout).")
     raise LookupError(f"{command}: {len(exts)} extensions are installed ({', '.join(sorted(exts))}); "
                       "choose one with --extension NAME.")
 
