@@ -48,8 +48,8 @@ def test_bad_model_paths_say_what_is_wrong(value, message, capsys):
     assert info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_generate_loads_sharded_local_files_given_as_json(tiny_wan_dir, standin_pack, astronaut_png, tmp_path,  # noqa: F811
-                                                          monkeypatch, capsys):
+def test_generate_loads_sharded_local_files_given_as_json(tiny_wan_dir, standin_pack,  # noqa: F811
+                                                          astronaut_png, tmp_path, monkeypatch, capsys):
     """The host's JSON form end to end: a DiT split in two shards loads as one model, and the video is made."""
     from lynx_ext.tiny.adapters import tiny_adapters
     from lynx_ext.tiny.wan import load_tiny_pipe, register_tiny_wan
