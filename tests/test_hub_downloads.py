@@ -111,15 +111,17 @@ def test_offline_never_calls_the_downloader(online, monkeypatch):
         hub.download_official_adapters("full", downloader=lambda *a: pytest.fail("must not download"))
 
 
-def test_the_real_hub_client_without_network_fails_fast_and_clearly(online, monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # huggingface_hub's own offline switch: its client refuses at once
+def test_the_real_hub_client_without_network_fails_fast_and_clearly(online, tmp_path):
+    """huggingface_hub's own client, offline (conftest sets HF_HUB_OFFLINE before it is imported; the repository
+    does not exist either, so even a machine with internet downloads nothing)."""
+    missing = hub.HubFolder(repos={s: "lynx-ext-tests/no-such-repository" for s in hub.SOURCES}, folder="lynx_full",
+                            files=hub.ADAPTER_FILES["full"])
     with pytest.raises(Exception) as info:
-        hub.hub_snapshot("huggingface", "ByteDance/lynx", ["lynx_full/*"], tmp_path / "hf")
+        hub.hub_snapshot("huggingface", missing.repos["huggingface"], ["lynx_full/*"], tmp_path / "hf")
     assert not isinstance(info.value, (ImportError, TypeError))  # the client ran and refused
     only_hf = lambda source, *a: hub.hub_snapshot("huggingface", *a)  # noqa: E731 - modelscope's client retries
-    with pytest.raises(FileNotFoundError, match=r"resampler.safetensors.*huggingface: \w+: "):
-        hub.fetch_folder("Adapters", hub.official_adapter_folder("full"), tmp_path / "x", source="hf",
-                         downloader=only_hf, offline_ok=False)
+    with pytest.raises(FileNotFoundError, match=r"resampler.safetensors.*huggingface: \w+: .*place them in"):
+        hub.fetch_folder("Adapters", missing, tmp_path / "x", source="hf", downloader=only_hf, offline_ok=False)
 
 
 def test_convert_hub_source_from_the_command_line(online, official_full, tmp_path, monkeypatch, capsys):
