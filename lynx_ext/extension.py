@@ -107,6 +107,6 @@ def get_extension(name: str) -> DiffSynthExtension:
         available = ", ".join(sorted(extensions)) or "none"
         raise LookupError(
             f"No DiffSynth extension named '{name}' is installed (available: {available}). "
-            "Install its package (e.g. `pip install lynx-ext`), or check the spelling."
+            "Install its package (lynx-ext: `pip install -e .` in its checkout), or check the spelling."
         )
     return extensions[name]

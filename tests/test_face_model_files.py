@@ -29,8 +29,8 @@ def test_folder_without_detector_and_missing_paths(tmp_path):
         mf.resolve_detector_file(tmp_path / "nope.onnx")
     with pytest.raises(LynxInputError, match="does not exist"):
         mf.resolve_detector_file(tmp_path / "no" / "such" / "dir")
-    with pytest.raises(FaceModelsMissingError, match="cannot download 'antelopev2'"):
-        mf.resolve_detector_file("antelopev2", root=tmp_path, offline_ok=False)
+    with pytest.raises(FaceModelsMissingError, match="cannot download 'antelope'"):
+        mf.resolve_detector_file("antelope", root=tmp_path, offline_ok=False)  # an old pack name: no source at all
 
 
 def test_pack_folder_onnx_file_and_insightface_root_are_accepted(tmp_path):

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .common import run_command
+from .common import add_download_source_flag, add_version_flag, run_command
 
 EPILOG = """examples:
   diffsynth-ext convert --extension lynx runs/adapters/last/lynx_adapters.safetensors --to comfyui \\
@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("fp16", "bf16", "fp32"), default=None,
                    help="cast every tensor (default: keep each tensor's dtype, lossless)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (refused otherwise)")
+    add_download_source_flag(p)
+    p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
+    add_version_flag(p)
     return p
 
 
@@ -69,11 +72,12 @@ def run(args) -> int:
     from ..adapters.formats.safetensors_file import cast_changes
     from ..models.dtypes import DTYPES
 
+    say = (lambda *a, **k: None) if args.quiet else print
     output = Path(args.output)
     check_output(output, args.to, args.overwrite)
     adapters = read_adapters(args.source)
     found = adapters.source_format
-    print(f"read {found.kind.value} adapters from {found.path}: {describe_config(adapters.config)}")
+    say(f"read {found.kind.value} adapters from {found.path}: {describe_config(adapters.config)}")
     dtype = DTYPES[args.dtype] if args.dtype else None
     changed, worst = cast_changes(adapters.state_dict(), dtype)
     if changed:
@@ -81,12 +85,12 @@ def run(args) -> int:
               f"change {worst:.3g}); the output is not bit-exact.")
     files = write_adapters(adapters, output, args.to, overwrite=args.overwrite, dtype=dtype)
     for f in files:
-        print(f"wrote {f}")
+        say(f"wrote {f}")
     if args.to == "comfyui":
         problems = wrapper_compatibility(adapters.config)
         if problems:
             print("warning: ComfyUI-WanVideoWrapper will not load these adapters as they are: " + "; ".join(problems)
                   + ".", file=sys.stderr)
-        print("ComfyUI: keep these files under ComfyUI/models/diffusion_models/; pick the resampler in 'Load Lynx "
+        say("ComfyUI: keep these files under ComfyUI/models/diffusion_models/; pick the resampler in 'Load Lynx "
               "Resampler' and the layer files in chained 'WanVideo Extra Model Select' nodes.")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional
 
-from .common import add_alias_flag, run_command
+from .common import add_alias_flag, add_download_source_flag, add_version_flag, run_command
 
 EPILOG = """examples:
   diffsynth-ext eval --extension lynx --config recipes/eval/paper_protocol_14b.yaml --subjects faces/ --output runs/p
@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="device of the scoring models (default: cuda if available)")
     add_alias_flag(p, "--report-only", action="store_true",
                    help="only rebuild the report from the results in --output (e.g. after all shards finished)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_download_source_flag(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no DiffSynth loader messages")
+    add_version_flag(p)
     return p
 
 

@@ -31,9 +31,13 @@ def make_cli(args: list[str], run: bool = True):
 
     trainer_defaults = {"plugins": [AtomicCheckpointIO()], "reload_dataloaders_every_n_epochs": 1,
                         "use_distributed_sampler": False}
-    return LynxCLI(LynxModule, LynxDataModule, args=args, run=run, trainer_defaults=trainer_defaults,
-                   save_config_kwargs={"overwrite": True}, seed_everything_default=0,
-                   parser_kwargs={"prog": "diffsynth-ext fit --extension lynx"})
+    program, sys.argv = sys.argv, sys.argv[:1]  # the options are in `args`; LightningCLI warns when argv has some too
+    try:
+        return LynxCLI(LynxModule, LynxDataModule, args=args, run=run, trainer_defaults=trainer_defaults,
+                       save_config_kwargs={"overwrite": True}, seed_everything_default=0,
+                       parser_kwargs={"prog": "diffsynth-ext fit --extension lynx"})
+    finally:
+        sys.argv = program
 
 
 def last_checkpoint(trainer) -> Optional[str]:
@@ -51,7 +55,11 @@ def last_checkpoint(trainer) -> Optional[str]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from .common import run_command
+    from .common import run_command, snake_case_flags
+    from .host_output import host_output_silenced, wants_quiet
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    return run_command(lambda: make_cli(["fit", *argv]) and 0)
+    quiet = wants_quiet(argv)  # --quiet: DiffSynth's loader messages off (LightningCLI itself has no such option)
+    argv = snake_case_flags([a for a in argv if a != "--quiet"])
+    with host_output_silenced(quiet):
+        return run_command(lambda: make_cli(["fit", *argv]) and 0)

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .common import add_alias_flag, parse_blocks, read_prompt, run_command
+from .common import (add_alias_flag, add_download_source_flag, add_version_flag, parse_blocks,
+                     parse_model_paths, read_prompt, run_command)
 
 EPILOG = """examples:
   diffsynth-ext generate --extension lynx --image face.jpg --prompt "A woman reads in a cafe" --output out.mp4
@@ -24,8 +25,10 @@ def add_model_arguments(p: argparse.ArgumentParser, preset_default: Optional[str
     model.add_argument("--variant", choices=("full", "lite"), default="full")
     model.add_argument("--preset", choices=("wan2.1-t2v-14b", "tiny"), default=preset_default,
                        help="base model; 'tiny' builds a tiny random Wan offline (installation check)")
-    add_alias_flag(model, "--model-paths", action="append", default=None,
-                   help="local base-model file(s), repeatable (DiffSynth ModelConfig(path=...))")
+    add_alias_flag(model, "--model-paths", action="extend", type=parse_model_paths, default=None,
+                   help='local base-model file(s): repeatable, or DiffSynth\'s JSON list \'["a.safetensors", '
+                        '["shard1", "shard2"]]\' (an inner list = one model\'s shards)')
+    add_download_source_flag(model)
     add_alias_flag(model, "--model-id-with-origin-paths", default=None,
                    help='DiffSynth style "model_id:pattern,model_id:pattern" (downloaded when online)')
     add_alias_flag(model, "--tokenizer-path", default=None)
@@ -99,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_alias_flag(g, "--sigma-shift", type=float, default=None, help="flow shift (default 3.0)")
     add_alias_flag(g, "--no-tiled", action="store_true", help="decode without VAE tiling")
     add_alias_flag(g, "--no-face-similarity", action="store_true", help="skip per-frame face similarity")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no DiffSynth loader messages")
+    add_version_flag(p)
     return p
 
 

@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Optional
 
-from .common import add_alias_flag, run_command
+from .common import add_alias_flag, add_download_source_flag, add_version_flag, run_command
 
 EPILOG = """examples:
   diffsynth-ext prepare --extension lynx --dataset data/clips --output cache/clips --face-models ~/models/buffalo_l
@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     face.add_argument("--detector", choices=("insightface", "dlib"), default="insightface",
                       help="face detector: insightface SCRFD = official (default); dlib HOG needs no download")
     face.add_argument("--device", default=None, help="cpu / cuda / cuda:N (default: cuda if available)")
+    add_download_source_flag(face)
     p.add_argument("--quiet", action="store_true", help="no progress bar (the summary is still printed)")
+    add_version_flag(p)
     return p
 
 

@@ -1,7 +1,9 @@
 """Where face model files live, and how a missing one is fetched (online) or reported (offline).
 
-Nothing here downloads unless a file is missing *and* ``offline_ok`` is false. A failed download and an offline
-run both end in `FaceModelsMissingError`, which names the file, where to put it and the URL to get it from.
+Nothing here downloads unless a file is missing *and* ``offline_ok`` is false. insightface's ``buffalo_*`` packs
+and facexlib's ArcFace come from their GitHub releases; ``antelopev2`` from ModelScope or the Hugging Face hub
+(`HUB_PACKS`, source as in `lynx_ext.models.hub`). A failed download and an offline run both end in
+`FaceModelsMissingError`, which names the file, where to put it and where to get it.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional
 
+from ..models.hub import OFFLINE_ENV, HubFolder, fetch_folder, offline_mode  # noqa: F401 - re-exported
 from .errors import FaceModelsMissingError, LynxInputError
 
 INSIGHTFACE_ROOT = "~/.insightface"
@@ -20,7 +23,12 @@ PACK_DETECTORS = {"buffalo_l": "det_10g.onnx", "buffalo_m": "det_2.5g.onnx", "bu
                   "buffalo_sc": "det_500m.onnx", "antelopev2": "scrfd_10g_bnkps.onnx"}
 PACK_RECOGNIZERS = {"buffalo_l": "w600k_r50.onnx", "buffalo_m": "w600k_r50.onnx", "buffalo_s": "w600k_mbf.onnx",
                     "buffalo_sc": "w600k_mbf.onnx", "antelopev2": "glintr100.onnx"}
-DOWNLOADABLE_PACKS = ("buffalo_l", "buffalo_m", "buffalo_s", "buffalo_sc")  # antelopev2 is not auto-downloadable
+DOWNLOADABLE_PACKS = ("buffalo_l", "buffalo_m", "buffalo_s", "buffalo_sc")  # by insightface's own downloader
+# Packs published on ModelScope and the Hugging Face hub (the copy DiffSynth's InfiniteYou pipeline uses).
+HUB_PACKS = {"antelopev2": HubFolder(
+    repos={"modelscope": "ByteDance/InfiniteYou", "huggingface": "ByteDance/InfiniteYou"},
+    folder="supports/insightface/models/antelopev2",
+    files=("scrfd_10g_bnkps.onnx", "glintr100.onnx"))}
 NONCOMMERCIAL = "InsightFace's pretrained models are licensed for non-commercial research only."
 
 FACEXLIB_ARCFACE_FILE = "recognition_arcface_ir_se50.pth"
@@ -33,14 +41,6 @@ DLIB_FILES = {
 }
 DLIB_URL = "http://dlib.net/files/{name}.bz2"
 
-OFFLINE_ENV = ("LYNX_EXT_OFFLINE", "HF_HUB_OFFLINE")
-
-
-def offline_mode(offline_ok: Optional[bool]) -> bool:
-    """``offline_ok`` if given, else true when ``LYNX_EXT_OFFLINE`` or ``HF_HUB_OFFLINE`` is set to 1/true/yes."""
-    if offline_ok is not None:
-        return bool(offline_ok)
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on") for k in OFFLINE_ENV)
 
 
 def cache_dir() -> Path:
@@ -56,8 +56,8 @@ def resolve_detector_file(models: str | os.PathLike | None = None, root: str | o
 
     ``models`` may be a detector ``.onnx`` file, a pack folder (``det_10g.onnx`` inside), an insightface root
     (``models/buffalo_l/`` inside), a pack name (``buffalo_l``, looked up under ``root/models``) or None (=
-    ``root/models/buffalo_l``). Missing downloadable packs are fetched with insightface's own downloader unless
-    offline.
+    ``root/models/buffalo_l``). Missing packs are fetched unless offline: ``buffalo_*`` with insightface's own
+    downloader, ``antelopev2`` from ModelScope or the Hugging Face hub.
     """
     root = Path(os.path.expanduser(str(root)))
     if models is None:
@@ -111,6 +111,8 @@ def _pack_file(name: str, root: Path, table: dict, what: str, offline_ok: Option
     found = _find_in_pack(pack_dir, table, prefixes)
     if found is not None:
         return found
+    if name in HUB_PACKS:
+        return _hub_pack_file(name, table, what, offline_ok, prefixes)
     url = INSIGHTFACE_ZOO_URL.format(name=name) if name in DOWNLOADABLE_PACKS else None
     hint = (f"Unzip the pack so the .onnx files sit directly in {pack_dir}, or pass that folder or the .onnx file as "
             f"face models (--face-models). {NONCOMMERCIAL}")
@@ -128,6 +130,29 @@ def _pack_file(name: str, root: Path, table: dict, what: str, offline_ok: Option
         raise FaceModelsMissingError(what, filename, pack_dir / filename, url,
                                      hint=f"{pack_dir} exists but lacks it; delete the folder and retry. {hint}")
     return found
+
+
+def host_model_dir() -> Path:
+    """Where DiffSynth keeps hub downloads: ``$DIFFSYNTH_MODEL_BASE_PATH``, default ``./models``."""
+    return Path(os.environ.get("DIFFSYNTH_MODEL_BASE_PATH") or "models")
+
+
+def _hub_pack_file(name: str, table: dict, what: str, offline_ok: Optional[bool], prefixes: Iterable[str]) -> Path:
+    """A pack of `HUB_PACKS`: DiffSynth's copy if it has one, else ours, else downloaded into ours."""
+    hub = HUB_PACKS[name]
+    repo = hub.repos["modelscope"]
+    for base in (host_model_dir() / repo, cache_dir() / repo):
+        if hub.present(base / hub.folder):
+            return _find_in_pack(base / hub.folder, table, prefixes)
+    try:
+        folder = fetch_folder(f"{what} (insightface {name})", hub, cache_dir() / repo, offline_ok=offline_ok,
+                              alternative=f"Or pass that folder as face models (--face-models). {NONCOMMERCIAL}")
+    except FileNotFoundError as err:
+        filename = table.get(name, table[DEFAULT_PACK])
+        missing = FaceModelsMissingError(what, filename, cache_dir() / repo / hub.folder / filename)
+        missing.message = str(err)  # the hub's account: the files, every source tried, where to place them
+        raise missing from None
+    return _find_in_pack(folder, table, prefixes)
 
 
 def _find_in_pack(folder: Path, table: dict, prefixes: Iterable[str]) -> Optional[Path]:

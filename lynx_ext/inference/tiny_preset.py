@@ -40,5 +40,6 @@ def tiny_generator(variant: str = "full", loras: Sequence[str] = (), home: Path 
     gen = LynxGenerator.assemble(built.pipe, variant, weights, loras, face, built.files, preset="tiny")
     if adapters is None:
         gen.adapter_source = "tiny random adapters (untrained)"
-    gen.notes.append("tiny untrained model and stand-in face models: proves the installation, not quality")
+    gen.notes.append("tiny untrained model and stand-in face models: proves the installation, not quality; a face "
+                     "similarity measured on its frames means nothing")
     return gen

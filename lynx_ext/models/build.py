@@ -29,7 +29,7 @@ class WanPipe(NamedTuple):
 
 def build_wan_pipe(
     preset: str = "wan2.1-t2v-14b",
-    model_paths: Sequence[str] = (),
+    model_paths: Sequence[str | Sequence[str]] = (),
     model_id_with_origin_paths: Sequence[str] = (),
     tokenizer_path: Optional[str] = None,
     device: str = "cpu",
@@ -66,11 +66,12 @@ def build_wan_pipe(
     else:
         if preset not in BASE_MODELS and preset != "custom":
             raise ValueError(f"Unknown base model preset {preset!r}; use one of {', '.join(BASE_MODELS)} or custom.")
-        missing = [p for p in model_paths if not Path(p).exists()]
+        entries = [[str(f) for f in p] if isinstance(p, (list, tuple)) else str(p) for p in model_paths]
+        missing = [f for e in entries for f in (e if isinstance(e, list) else [e]) if not Path(f).exists()]
         if missing:
             raise FileNotFoundError(f"Base model file {missing[0]} does not exist.")
         register_diffusers_wan_14b()
-        configs = [ModelConfig(path=str(p), **vram) for p in model_paths]
+        configs = [ModelConfig(path=e, **vram) for e in entries]  # a list = the shards of one model
         specs = list(model_id_with_origin_paths)
         if not configs and not specs:
             if preset == "custom":

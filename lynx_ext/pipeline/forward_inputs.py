@@ -48,7 +48,9 @@ def forward_inputs(
         settings: the pipeline's installed defaults.
         num_blocks: blocks of the DiT (a block selection must lie in ``range(num_blocks)``).
         fraction: the step's position in the schedule (None: no schedule, the step window does not apply).
-        segments / id_lens / ref_lens: packed samples (training).
+        segments: packed samples (training).
+        id_lens: identity tokens per packed sample.
+        ref_lens: reference tokens per packed sample.
         capture: a dict that receives every block's self-attention input (the reference pass); the branches
             are off then.
     """

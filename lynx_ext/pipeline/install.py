@@ -65,8 +65,9 @@ def install(
 
     Args:
         adapters: `LynxAdapters` for this DiT (see `load_lynx_adapters`).
-        id_scale / ref_scale: installed branch scales (default: the variant's official values); a call that
-            passes ``None`` uses these, and `set_scales` changes them.
+        id_scale: installed ID-branch scale (default: the variant's official value); a call that passes
+            ``None`` uses it, and `set_scales` changes it.
+        ref_scale: installed Ref-branch scale, likewise.
         blocks: restrict both branches to these block indices (default: every adapted block).
         step_window: ``(start, end)`` fractions of the denoising steps where the adapters act (default: all).
         face_analyzer: a `FaceAnalyzer` used when the pipeline is given a face *image* (``lynx_id_image``).
