@@ -24,7 +24,9 @@ def make_cli(args: list[str], run: bool = True):
             # the source of truth; `LynxModule.on_load_checkpoint` refuses a checkpoint written by another recipe.
             return
 
-    trainer_defaults = {"plugins": [AtomicCheckpointIO()], "reload_dataloaders_every_n_epochs": 1,
+    # Given as a class path, not an instance: the config a run saves must parse again (`fit --config` on it).
+    trainer_defaults = {"plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.AtomicCheckpointIO"}],
+                        "reload_dataloaders_every_n_epochs": 1,
                         "use_distributed_sampler": False}
     return LynxCLI(LynxModule, LynxDataModule, args=args, run=run, trainer_defaults=trainer_defaults,
                    save_config_kwargs={"overwrite": True}, seed_everything_default=0,
