@@ -62,7 +62,8 @@ def test_push_with_an_injected_api_uploads_the_export_and_its_card(export):
     card = api.uploaded["README.md"].decode()
     assert card.startswith("---\n") and "base_model: Wan-AI/Wan2.1-T2V-14B" in card
     for text in ("| variant | full |", "| stage | stage1_image |", "| training step | 10 |", "`abc123`",
-                 "--lora lynx_export/dit_lora.safetensors", "hf download me/lynx-test", "- `lynx_full/ip_layers.safetensors`"):
+                 "--lora lynx_export/dit_lora.safetensors", "hf download me/lynx-test",
+                 "- `lynx_full/ip_layers.safetensors`"):
         assert text in card, text
     assert (export / "README.md").read_text() == card  # the card stays beside the export
 

@@ -61,7 +61,8 @@ def test_fit_with_lora_exports_it_and_generate_loads_it(cache, tmp_path):  # noq
     adapters, lora = export / "lynx_adapters.safetensors", export / "dit_lora.safetensors"
     assert adapters.is_file() and lora.is_file()
     tensors = load_file(str(lora))
-    assert tensors and all(k.startswith("blocks.") and k.endswith((".lora_A.weight", ".lora_B.weight")) for k in tensors)
+    assert tensors
+    assert all(k.startswith("blocks.") and k.endswith((".lora_A.weight", ".lora_B.weight")) for k in tensors)
     assert any(t.abs().max() > 0 for k, t in tensors.items() if "lora_B" in k)  # trained (B starts at zero)
 
     face = cache.parent / "dataset" / "astronaut.png"

@@ -35,7 +35,7 @@ def test_tiny_recipe_logs_to_tensorboard_and_its_saved_config_repeats_the_run(ca
     recipe = cache.parent / "tiny_cpu.yaml"  # the tiny recipe as shipped, over this tiny data
     run = tmp_path / "run"
     assert main(["--config", str(recipe), "--trainer.default_root_dir", str(run)]) == 0
-    bar = capsys.readouterr().err
+    bar = capsys.readouterr().out  # Lightning's tqdm bars write to stdout
     assert "4/4" in bar and "Epoch 1/-2" not in bar  # one bar over the run's max_steps
     log_dir = run / "lightning_logs" / "version_0"
     scalars, images = scalars_and_images(log_dir)

@@ -76,8 +76,8 @@ class FaceSimilarityValidation(PairedCallback, pl.Callback):
         pl_module.log("val/face_similarity", sim if found else -1.0, logger=False)
         pl_module.log("val/face_detect_rate", rate, logger=False)
         if trainer.logger is not None and trainer.is_global_zero:  # at this step, whatever log_every_n_steps says
-            trainer.logger.log_metrics({"val/face_detect_rate": rate, **({"val/face_similarity": sim} if found else {})},
-                                       step=trainer.global_step)
+            metrics = {"val/face_detect_rate": rate, **({"val/face_similarity": sim} if found else {})}
+            trainer.logger.log_metrics(metrics, step=trainer.global_step)
         self.history.append((trainer.global_step, sim, rate))
         return sim, rate
 

@@ -30,8 +30,8 @@ class SampleVideos(PairedCallback, pl.Callback):
 
     def __init__(self, pairs: Optional[list[FacePair]] = None, pairs_file: Optional[str] = None,
                  every_n_train_steps: int = 500, face_models: Optional[str] = None,
-                 embedder: str = "facexlib", detector: str = "insightface", settings: GenerationSettings = SAMPLE_SETTINGS,
-                 dirpath: Optional[str] = None):
+                 embedder: str = "facexlib", detector: str = "insightface",
+                 settings: GenerationSettings = SAMPLE_SETTINGS, dirpath: Optional[str] = None):
         self.init_pairs(pairs, pairs_file)
         self.every = int(every_n_train_steps)
         self.face_models, self.embedder, self.detector = face_models, embedder, detector
