@@ -59,7 +59,8 @@ def packed_forward(
         contexts: per sample raw text embeddings ``[1, L_i, text_dim]``.
         id_tokens: per sample identity tokens ``[1, N_i, C]`` (or None: no ID branch).
         ref_features: block -> packed ``[1, sum(ref_lens), dim]`` features, with ``ref_lens``.
-        id_scale / ref_scale: None = the installed values.
+        id_scale: None = the installed value.
+        ref_scale: None = the installed value.
         capture: record every block's self-attention input instead (the packed reference pass); returns
             ``(features, video_lens)``.
     Returns:
