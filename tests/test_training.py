@@ -16,16 +16,37 @@ TINY = ROOT / "recipes" / "tiny" / "tiny_cpu.yaml"
 SCRIPT = str(Path(sys.executable).with_name("diffsynth-ext"))
 
 
+def tiny_recipe_for(root: Path, generations: bool) -> Path:
+    """The tiny recipe over the tiny data in ``root`` (its ``outputs/tiny_data/`` paths replaced); without
+    ``generations`` the sample and validation callbacks (and the checkpoint they rank) are left out, for speed."""
+    config = yaml.safe_load(TINY.read_text().replace("outputs/tiny_data/", f"{root}/"))
+    if not generations:
+        config["trainer"]["callbacks"] = [c for c in config["trainer"]["callbacks"]
+                                          if not c["class_path"].endswith(("SampleVideos", "FaceSimilarityValidation"))
+                                          and "val/" not in str(c.get("init_args", {}).get("monitor"))]
+    path = root / ("tiny_cpu.yaml" if generations else "tiny_cpu_fast.yaml")
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     from lynx_ext.training.data.prepare import prepare_dataset
-    from lynx_ext.training.tiny_data import build_tiny_dataset
+    from lynx_ext.training.tiny_data import build_tiny_dataset, write_validation_pairs
 
     root = tmp_path_factory.mktemp("tiny_data")
     dataset = build_tiny_dataset(root / "dataset")
     prepare_dataset(dataset, root / "prepared", embedder="dlib", detector="dlib", device="cpu", progress=False,
                     verbose=False)
+    write_validation_pairs(root, dataset)
+    for generations in (True, False):
+        tiny_recipe_for(root, generations)
     return root / "prepared"
+
+
+def recipe_of(cache) -> Path:
+    """The fast tiny recipe over ``cache`` (written by the ``cache`` fixture)."""
+    return Path(cache).parent / "tiny_cpu_fast.yaml"
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +57,8 @@ def _home(tmp_path_factory, monkeypatch):
 def fit(args: list[str], run: bool = True):
     from lynx_ext.cli.fit import make_cli
 
-    return make_cli(["fit", "--config", str(TINY), *args] if run else ["--config", str(TINY), *args], run=run)
+    config = str(recipe_of(args[args.index("--data.cache") + 1]))
+    return make_cli(["fit", "--config", config, *args] if run else ["--config", config, *args], run=run)
 
 
 def base_args(cache, root, steps=2, budget=None):
@@ -48,7 +70,8 @@ def base_args(cache, root, steps=2, budget=None):
 
 
 def recipes():
-    return sorted(p for p in ROOT.glob("recipes/**/*.yaml") if "eval" not in p.parts)  # eval/: benchmark definitions
+    """The training recipes (YAML files with a ``trainer`` section; not the eval recipes or pair files)."""
+    return sorted(p for p in ROOT.glob("recipes/**/*.yaml") if "trainer" in (yaml.safe_load(p.read_text()) or {}))
 
 
 @pytest.mark.parametrize("recipe", recipes(), ids=lambda p: str(p.relative_to(ROOT)))
@@ -84,7 +107,7 @@ def test_unknown_recipe_key_fails_before_loading(tmp_path, capsys):
 def test_stage2_with_missing_stage1_export(tmp_path, cache, capsys):
     from lynx_ext.cli.fit import main
 
-    rc = main(["--config", str(TINY), *base_args(cache, tmp_path), "--model.adapters.init_from",
+    rc = main(["--config", str(recipe_of(cache)), *base_args(cache, tmp_path), "--model.adapters.init_from",
                str(tmp_path / "stage1" / "lynx_adapters.safetensors")])
     assert rc != 0 and "run stage 1 first" in capsys.readouterr().err
 
@@ -120,7 +143,7 @@ def test_fit_cli_and_export_changes_inference(cache, tmp_path):
     from lynx_ext.cli.fit import main
     from lynx_ext.cli.generate import main as generate
 
-    assert main(["--config", str(TINY), *base_args(cache, tmp_path / "run", steps=3)]) == 0
+    assert main(["--config", str(recipe_of(cache)), *base_args(cache, tmp_path / "run", steps=3)]) == 0
     exported = tmp_path / "run" / "adapters" / "last" / "lynx_adapters.safetensors"
     face = cache.parent / "dataset" / "astronaut.png"
     common = ["--preset", "tiny", "--image", str(face), "--prompt", "an astronaut", "--embedder", "dlib",
@@ -216,7 +239,8 @@ def test_token_budget_packing():
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu(cache, tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.run([SCRIPT, "fit", "--extension", "lynx", "--config", str(TINY), *base_args(cache, tmp_path),
+    proc = subprocess.run([SCRIPT, "fit", "--extension", "lynx", "--config", str(recipe_of(cache)),
+                           *base_args(cache, tmp_path),
                            "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -249,3 +273,5 @@ def test_sample_video_face_similarity_and_stage_callbacks(cache, tmp_path):
         StageSchedule([{"start_step": 0, "frames": 9}])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         SampleVideos([{"image": str(tmp_path / "nope.png"), "prompt": "x"}])
+    with pytest.raises(ValueError, match="not both"):
+        SampleVideos(pairs, pairs_file=str(cache.parent / "validation_pairs.yaml"))

@@ -2,7 +2,10 @@
 from .adapter_export import AdapterExport
 from .ema import AdapterEMA
 from .face_similarity import FaceSimilarityValidation
+from .progress import StepProgressBar
 from .sample_videos import SampleVideos
 from .stage_schedule import StageSchedule
+from .throughput import Throughput
 
-__all__ = ["AdapterExport", "AdapterEMA", "SampleVideos", "FaceSimilarityValidation", "StageSchedule"]
+__all__ = ["AdapterExport", "AdapterEMA", "SampleVideos", "FaceSimilarityValidation", "StageSchedule",
+           "StepProgressBar", "Throughput"]

@@ -1,10 +1,12 @@
-"""Writes the trained adapters in the official file layout and in ours (atomically), every N steps and at the end."""
+"""Writes the trained adapters in the official file layout and in ours (atomically), every N steps and at the end,
+with the DiT LoRA when one is trained, and optionally pushes the last export to the Hugging Face hub."""
 from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import lightning.pytorch as pl
 
@@ -14,34 +16,47 @@ from .ema import maybe_ema
 class AdapterExport(pl.Callback):
     """Export ``pipe.lynx`` (the EMA weights when an `AdapterEMA` runs).
 
-    Writes ``{dirpath}/step-{N}/lynx_adapters.safetensors`` (our format, loadable by ``--adapters``) and
-    ``{dirpath}/step-{N}/lynx_{variant}/`` (the official layout), and refreshes ``{dirpath}/last/``.
+    Writes ``{dirpath}/step-{N}/lynx_adapters.safetensors`` (our format, loadable by ``--adapters``),
+    ``{dirpath}/step-{N}/lynx_{variant}/`` (the official layout) and, when the DiT has a LoRA
+    (``model.lora_rank > 0``), ``{dirpath}/step-{N}/dit_lora.safetensors`` (the host's LoRA layout, loadable by
+    ``--lora``); then refreshes ``{dirpath}/last/``.
 
     Args:
         dirpath: export folder (default: ``<trainer.default_root_dir>/adapters``).
         every_n_train_steps: export period (0: only at the end).
         formats: any of ``"lynx_ext"``, ``"official"``.
         stage: a label stored in the file metadata (e.g. ``stage1_image``).
+        push_to_hub: a hub model repo ``OWNER/NAME``: at the end of training, push the final export with a
+            generated model card (`lynx_ext.training.hub_push`). A failed push (offline, no token) warns with the
+            command to push later; the export on disk is unaffected.
+        hub_private: create the hub repo private.
     """
 
     def __init__(self, dirpath: str | None = None, every_n_train_steps: int = 0,
-                 formats: Sequence[str] = ("lynx_ext", "official"), stage: str = ""):
+                 formats: Sequence[str] = ("lynx_ext", "official"), stage: str = "",
+                 push_to_hub: Optional[str] = None, hub_private: bool = True):
         bad = set(formats) - {"lynx_ext", "official"}
         if bad:
             raise ValueError(f"AdapterExport.formats: unknown {sorted(bad)}; use 'lynx_ext' and/or 'official'.")
+        if push_to_hub is not None and (push_to_hub.count("/") != 1 or not all(push_to_hub.split("/"))):
+            raise ValueError(f"AdapterExport.push_to_hub: {push_to_hub!r} is not a hub repo id; use OWNER/NAME.")
         self.dirpath, self.every = dirpath, int(every_n_train_steps)
         self.formats, self.stage = tuple(formats), stage
+        self.push_to_hub, self.hub_private = push_to_hub, bool(hub_private)
         self.last_export: Path | None = None
+        self.pushed: Optional[str] = None
 
     def folder(self, trainer) -> Path:
         return Path(self.dirpath or Path(trainer.default_root_dir) / "adapters")
 
     def export(self, trainer, pl_module) -> Path:
         from ..adapters.formats import save_official_folder
+        from ..training.hub_push import LORA_FILE
+        from ..training.lora_export import save_dit_lora
 
         out = self.folder(trainer) / f"step-{trainer.global_step:07d}"
         adapters = pl_module.pipe.lynx
-        meta = {"stage": self.stage, "step": trainer.global_step,
+        meta = {"stage": self.stage, "step": trainer.global_step, "variant": adapters.config.variant,
                 "recipe_fingerprint": pl_module.recipe_fingerprint(),
                 "base_model": json.dumps(pl_module.hparams.get("base", {}), default=str)}
         with maybe_ema(trainer, pl_module):
@@ -49,6 +64,7 @@ class AdapterExport(pl.Callback):
                 adapters.save(out / "lynx_adapters.safetensors", metadata=meta)
             if "official" in self.formats:
                 save_official_folder(adapters, out / f"lynx_{adapters.config.variant}")
+            save_dit_lora(pl_module.pipe.dit, out / LORA_FILE, metadata=meta)
         last = self.folder(trainer) / "last"
         tmp = self.folder(trainer) / ".last.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -62,6 +78,19 @@ class AdapterExport(pl.Callback):
         if self.every and trainer.global_step % self.every == 0 and trainer.is_global_zero:
             self.export(trainer, pl_module)
 
+    def push(self, folder: Path) -> Optional[str]:
+        """Push ``folder`` to ``push_to_hub``; returns the URL, or None (with a warning) when the push failed."""
+        from ..training.hub_push import HubPushError, push_adapters
+
+        try:
+            self.pushed = push_adapters(folder, self.push_to_hub, private=self.hub_private)
+        except HubPushError as err:
+            warnings.warn(str(err), stacklevel=2)
+            return None
+        return self.pushed
+
     def on_train_end(self, trainer, pl_module) -> None:
         if trainer.is_global_zero:
-            self.export(trainer, pl_module)
+            out = self.export(trainer, pl_module)
+            if self.push_to_hub:
+                self.push(out)

@@ -11,15 +11,17 @@ from ..pipeline.generation_settings import GenerationSettings
 from ..training.args import FacePair
 from .ema import maybe_ema
 from .sampling import SAMPLE_SETTINGS, generate_pairs, pair_fields
+from .validation_pairs import PairedCallback
 
 
-class FaceSimilarityValidation(pl.Callback):
+class FaceSimilarityValidation(PairedCallback, pl.Callback):
     """Every ``every_n_train_steps``: generate each pair, embed the largest face of every frame with the
     *evaluation* embedder and log ``val/face_similarity`` (mean cosine to the conditioning face; not logged, with a
     warning, when no frame shows a face) and ``val/face_detect_rate``.
 
     Args:
         pairs: held-out ``[{image, prompt}, ...]``.
+        pairs_file: instead of ``pairs``, a YAML/CSV file of them (`load_pairs`; read when the run starts).
         every_n_train_steps: validation period.
         face_models: folder of face model files (see docs/faces.md).
         embedder: the conditioning embedder (as the data was prepared).
@@ -29,19 +31,19 @@ class FaceSimilarityValidation(pl.Callback):
         settings: frames, size, steps, guidance of the generations.
     """
 
-    def __init__(self, pairs: list[FacePair], every_n_train_steps: int = 500, face_models: Optional[str] = None,
+    def __init__(self, pairs: Optional[list[FacePair]] = None, pairs_file: Optional[str] = None,
+                 every_n_train_steps: int = 500, face_models: Optional[str] = None,
                  embedder: str = "facexlib", detector: str = "insightface", eval_embedder: Optional[str] = None,
                  eval_detector: Optional[str] = None, settings: GenerationSettings = SAMPLE_SETTINGS):
-        if not pairs:
-            raise ValueError("FaceSimilarityValidation needs at least one {image, prompt} pair.")
-        self.pairs, self.every, self.settings = pairs, int(every_n_train_steps), settings
+        self.init_pairs(pairs, pairs_file)
+        self.every, self.settings = int(every_n_train_steps), settings
         self.face_models, self.embedder, self.detector = face_models, embedder, detector
         self.eval_embedder, self.eval_detector = eval_embedder or embedder, eval_detector or detector
         self._cond = self._eval = None
         self.history: list[tuple[int, Optional[float], float]] = []  # (step, similarity or None, detect rate)
 
-    def evaluate(self, trainer, pl_module) -> tuple[Optional[float], float]:
-        """Generate, score and log; returns (mean similarity or None when no frame shows a face, detect rate)."""
+    def score(self, trainer, pl_module) -> tuple[float, float]:
+        """Generate and score the pairs (this process only); returns (mean similarity or nan, detection rate)."""
         from ..conditioners import FaceAnalyzer
         from ..conditioners.similarity import frame_similarities
 
@@ -61,15 +63,26 @@ class FaceSimilarityValidation(pl.Callback):
         found = [v for v in values if v is not None]
         sim = float(np.mean(found)) if found else None
         rate = len(found) / max(len(values), 1)
-        if sim is None:  # a NaN would poison the logs (and any monitor on this metric)
-            rank_zero_warn(f"FaceSimilarityValidation: no face found in the {len(values)} generated frames at step "
-                           f"{trainer.global_step}; val/face_similarity is not logged this time.")
-        else:
-            pl_module.log("val/face_similarity", sim, rank_zero_only=True)
-        pl_module.log("val/face_detect_rate", rate, rank_zero_only=True)
+        return (float(np.mean(found)) if found else float("nan")), rate
+
+    def evaluate(self, trainer, pl_module) -> tuple[float, float]:
+        """Score on rank 0, share the result with every rank and log it; returns (similarity, detection rate).
+
+        Every rank gets the values, so a ``ModelCheckpoint(monitor="val/face_similarity")`` decides the same way
+        on all of them. A validation that finds no face in any frame logs no similarity to the logger; for
+        checkpoint selection it counts as -1 (the lowest cosine), never as the previous value.
+        """
+        result = self.score(trainer, pl_module) if trainer.is_global_zero else None
+        sim, rate = trainer.strategy.broadcast(result, src=0)
+        found = sim == sim  # not nan
+        pl_module.log("val/face_similarity", sim if found else -1.0, logger=False)
+        pl_module.log("val/face_detect_rate", rate, logger=False)
+        if trainer.logger is not None and trainer.is_global_zero:  # at this step, whatever log_every_n_steps says
+            metrics = {"val/face_detect_rate": rate, **({"val/face_similarity": sim} if found else {})}
+            trainer.logger.log_metrics(metrics, step=trainer.global_step)
         self.history.append((trainer.global_step, sim, rate))
         return sim, rate
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.every and trainer.global_step % self.every == 0 and trainer.is_global_zero:
+        if self.every and trainer.global_step % self.every == 0:
             self.evaluate(trainer, pl_module)

@@ -8,16 +8,18 @@ import lightning.pytorch as pl
 
 from ..pipeline.generation_settings import GenerationSettings
 from .ema import maybe_ema
+from .sampling import SAMPLE_SETTINGS, generate_pairs
 from ..training.args import FacePair
-from .sampling import SAMPLE_SETTINGS, generate_pairs, pair_fields
+from .validation_pairs import PairedCallback
 
 
-class SampleVideos(pl.Callback):
+class SampleVideos(PairedCallback, pl.Callback):
     """Every ``every_n_train_steps`` (and at the end) write a contact sheet per pair to
     ``<root>/samples/step-N/pair-K.png`` (EMA weights when available) and log it to TensorBoard if used.
 
     Args:
         pairs: ``[{image, prompt}, ...]``.
+        pairs_file: instead of ``pairs``, a YAML/CSV file of them (`load_pairs`; read when the run starts).
         every_n_train_steps: sampling period (and once at the end).
         face_models: folder of face model files (see docs/faces.md).
         embedder: the embedder of the sample faces — the one the training data was prepared with.
@@ -26,16 +28,12 @@ class SampleVideos(pl.Callback):
         dirpath: output folder (default ``<root>/samples``).
     """
 
-    def __init__(self, pairs: list[FacePair], every_n_train_steps: int = 500, face_models: Optional[str] = None,
-                 embedder: str = "facexlib", detector: str = "insightface", settings: GenerationSettings = SAMPLE_SETTINGS,
-                 dirpath: Optional[str] = None):
-        if not pairs:
-            raise ValueError("SampleVideos needs at least one {image, prompt} pair.")
-        for p in pairs:
-            image = pair_fields(p)[0]
-            if not Path(image).is_file():
-                raise FileNotFoundError(f"SampleVideos: face image {image} does not exist.")
-        self.pairs, self.every = pairs, int(every_n_train_steps)
+    def __init__(self, pairs: Optional[list[FacePair]] = None, pairs_file: Optional[str] = None,
+                 every_n_train_steps: int = 500, face_models: Optional[str] = None,
+                 embedder: str = "facexlib", detector: str = "insightface",
+                 settings: GenerationSettings = SAMPLE_SETTINGS, dirpath: Optional[str] = None):
+        self.init_pairs(pairs, pairs_file)
+        self.every = int(every_n_train_steps)
         self.face_models, self.embedder, self.detector = face_models, embedder, detector
         self.settings, self.dirpath = settings, dirpath
         self._analyzer = None
@@ -74,5 +72,6 @@ class SampleVideos(pl.Callback):
             self.run(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero:
+        done = self.written and self.written[-1].parent.name == f"step-{trainer.global_step:07d}"
+        if trainer.is_global_zero and not done:  # not twice for the last step
             self.run(trainer, pl_module)

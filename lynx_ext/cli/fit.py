@@ -1,16 +1,20 @@
 """``diffsynth-ext fit --extension lynx --config recipes/....yaml [--key value ...]`` (LightningCLI).
 
-The recipe is validated before any weight loads: an unknown or misspelt key fails, naming the key.
+The recipe is validated before any weight loads: an unknown or misspelt key fails, naming the key. The config a
+run saves (``<log dir>/config.yaml``) parses again, so ``fit --config <that file>`` repeats the run.
 """
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Optional
 
 
 def make_cli(args: list[str], run: bool = True):
+    from lightning.pytorch.callbacks import ProgressBar
     from lightning.pytorch.cli import LightningCLI
 
+    from ..callbacks.progress import StepProgressBar
     from ..training.checkpoint_io import AtomicCheckpointIO
     from ..training.datamodule import LynxDataModule
     from ..training.module import LynxModule
@@ -18,6 +22,9 @@ def make_cli(args: list[str], run: bool = True):
     class LynxCLI(LightningCLI):
         def add_arguments_to_parser(self, parser):
             parser.link_arguments("model.seed", "data.seed")
+            if not run:  # the `fit` subcommand's own keys, so a saved run config also parses here (cli.config)
+                parser.add_argument("--ckpt_path", type=Optional[str], default=None, help="checkpoint to resume")
+                parser.add_argument("--weights_only", type=Optional[bool], default=None)
 
         def _parse_ckpt_path(self) -> None:
             # LightningCLI would silently replace the recipe by the checkpoint's hyper-parameters. The recipe stays
@@ -29,15 +36,23 @@ def make_cli(args: list[str], run: bool = True):
                 ckpt_path = last_checkpoint(self.trainer) or ckpt_path
             self.trainer.fit(model, ckpt_path=ckpt_path, **kwargs)
 
-    trainer_defaults = {"plugins": [AtomicCheckpointIO()], "reload_dataloaders_every_n_epochs": 1,
-                        "use_distributed_sampler": False}
-    program, sys.argv = sys.argv, sys.argv[:1]  # the options are in `args`; LightningCLI warns when argv has some too
-    try:
+        def _instantiate_trainer(self, config, callbacks):
+            # One bar over the run's steps (not per epoch); not part of the saved config, added again on re-runs.
+            given = config.get("callbacks") or []
+            listed = (given if isinstance(given, list) else [given]) + list(callbacks)
+            if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in listed):
+                callbacks = [*callbacks, StepProgressBar()]
+            return super()._instantiate_trainer(config, callbacks)
+
+    # Given as a class path, not an instance: the config a run saves must parse again (`fit --config` on it).
+    trainer_defaults = {"plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.AtomicCheckpointIO"}],
+                        "reload_dataloaders_every_n_epochs": 1, "use_distributed_sampler": False}
+    with warnings.catch_warnings():
+        # `args` always comes from our own command line (sys.argv also holds `fit --extension lynx`).
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
         return LynxCLI(LynxModule, LynxDataModule, args=args, run=run, trainer_defaults=trainer_defaults,
                        save_config_kwargs={"overwrite": True}, seed_everything_default=0,
                        parser_kwargs={"prog": "diffsynth-ext fit --extension lynx"})
-    finally:
-        sys.argv = program
 
 
 def last_checkpoint(trainer) -> Optional[str]:

@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--output", required=True, help="cache folder; an existing cache of the same setup is resumed")
     data.add_argument("--limit", type=int, default=None, help="only the first N metadata rows")
     data.add_argument("--overwrite", action="store_true", help="delete this folder's cache files and start fresh")
+    data.add_argument("--recipe", default=None, help="training recipe: also cache its text encoder's prompt encodings "
+                                                     "(docs/training_data.md, 'Encoder caches')")
+    data.add_argument("--cache-latents", "--cache_latents", action="store_true",
+                      help="with --recipe: also cache VAE latents at the recipe's frames and buckets")
     face = p.add_argument_group("face models")
     add_alias_flag(face, "--face-models", default=None,
                    help="face model folder (insightface pack and/or recognition_arcface_ir_se50.pth); "
@@ -59,7 +63,15 @@ def run(args) -> int:
         raise ValueError(f"--limit must be >= 0, got {args.limit}.")
     if args.device is not None and not str(args.device).startswith(("cpu", "cuda")):
         raise ValueError(f"--device {args.device!r}: use cpu, cuda or cuda:N.")
+    if args.cache_latents and not args.recipe:
+        raise ValueError("--cache-latents needs --recipe (the recipe's base model VAE, frames and buckets).")
     prepare_dataset(args.dataset, args.output, metadata=args.metadata, face_models=args.face_models,
                     embedder=args.embedder, detector=args.detector, device=args.device, limit=args.limit,
                     overwrite=args.overwrite, progress=not args.quiet, verbose=True)
+    if args.recipe:
+        from ..training.data.encode import cache_encodings, recipe_inputs
+
+        base, sample = recipe_inputs(args.recipe)
+        cache_encodings(args.output, base, sample, latents=args.cache_latents, device=args.device,
+                        progress=not args.quiet)
     return 0

@@ -53,6 +53,10 @@ class LynxTrainingDataset(torch.utils.data.Dataset):
     """Each item: the target clip, its prompt and the identity conditioning (with augmentation and dropout).
 
     Randomness is a pure function of ``(seed, epoch, index)``, so an interrupted run resumes exactly.
+
+    When the prepared folder holds VAE latents for this sample spec (``prepare --cache-latents``), every video row
+    trains on one fixed window (the middle one, as cached: the host's data-process split) and an item carries
+    ``latents`` instead of ``video``; a row whose latents are missing is decoded and encoded as usual.
     """
 
     def __init__(self, cache: str | Path, spec: Optional[SampleSpec] = None, augment: Optional[AugmentArgs] = None,
@@ -63,6 +67,10 @@ class LynxTrainingDataset(torch.utils.data.Dataset):
         self.augment = augment or AugmentArgs()
         self.dropout = dropout or DropoutArgs()
         self.seed, self.epoch = int(seed), 0
+        from .encoding_cache import read_index
+
+        self.encodings = read_index(self.cache)
+        self._spec_warned = False
         by_identity: dict[str, list[int]] = {}
         for i, r in enumerate(self.rows):
             if r.get("identity"):
@@ -88,6 +96,35 @@ class LynxTrainingDataset(torch.utils.data.Dataset):
     def size_of(self, row: dict) -> tuple[int, int]:
         return nearest_bucket(int(row["width"]), int(row["height"]), self.spec.buckets)
 
+    @property
+    def latent_fingerprint(self) -> Optional[str]:
+        """The VAE fingerprint of the cached latents when they match the current sample spec, else None."""
+        if not self.encodings.get("latents"):
+            return None
+        if self.encodings.get("sample") != latent_spec(self.spec):
+            if not self._spec_warned:
+                import warnings
+
+                self._spec_warned = True
+                warnings.warn(f"The latents cached in {self.cache} are for another sample spec "
+                              f"({self.encodings.get('sample')}, now {latent_spec(self.spec)}); encoding on the fly.",
+                              stacklevel=2)
+            return None
+        return self.encodings.get("vae")
+
+    def window(self, row: dict, rng: np.random.Generator, fixed: bool) -> list[int]:
+        """The frame indices of a row's sample: random per epoch, or the middle window when ``fixed``."""
+        f = self.frames_of(row)
+        if row["media_type"] == "image":
+            return [0]
+        if f == 1:
+            return [int(row["num_frames"]) // 2]
+        span = (f - 1) * self.spec.frame_stride + 1
+        start = int(rng.integers(0, int(row["num_frames"]) - span + 1))
+        if fixed:
+            start = (int(row["num_frames"]) - span) // 2
+        return list(range(start, start + span, self.spec.frame_stride))
+
     def token_counts(self) -> list[int]:
         return [latent_tokens(self.frames_of(r), *self.size_of(r)) for r in self.rows]
 
@@ -96,21 +133,20 @@ class LynxTrainingDataset(torch.utils.data.Dataset):
         return np.random.default_rng([self.seed, self.epoch, index])
 
     def __getitem__(self, index: int) -> dict:
-        from ..conditioners.media import load_frames
-
         row = self.rows[index]
         rng = self.rng(index)
-        f = self.frames_of(row)
         h, w = self.size_of(row)
-        if row["media_type"] == "image":
-            indices = [0]
-        elif f == 1:
-            indices = [int(row["num_frames"]) // 2]
-        else:
-            span = (f - 1) * self.spec.frame_stride + 1
-            start = int(rng.integers(0, int(row["num_frames"]) - span + 1))
-            indices = list(range(start, start + span, self.spec.frame_stride))
-        frames = [resize_cover(im, h, w) for im in load_frames(row["media"], indices)]
+        fingerprint = self.latent_fingerprint
+        indices = self.window(row, rng, fixed=fingerprint is not None)
+        target = {"video": None, "latents": None}
+        if fingerprint is not None:
+            from .encoding_cache import LATENTS_DIR, latent_key, load_tensor
+
+            path = self.cache / LATENTS_DIR / f"{latent_key(fingerprint, row['id'], indices, h, w)}.safetensors"
+            if path.is_file():
+                target["latents"] = load_tensor(path, "latents")
+        if target["latents"] is None:
+            target["video"] = self.clip(row, indices, h, w)
         source = row
         others = [j for j in self.by_identity.get(str(row.get("identity")), []) if j != index]
         if others and rng.random() < self.augment.cross_sample_identity:
@@ -124,10 +160,26 @@ class LynxTrainingDataset(torch.utils.data.Dataset):
             crop = crop.resize((self.spec.ref_size, self.spec.ref_size), Image.BICUBIC)
         drop = draw_dropout(rng, self.dropout)
         return {
-            "id": row["id"], "video": to_tensor(frames), "prompt": "" if drop["text"] else row["prompt"],
+            "id": row["id"], **target, "prompt": "" if drop["text"] else row["prompt"],
             "id_embed": torch.zeros_like(torch.from_numpy(embedding)) if drop["face"] else torch.from_numpy(embedding),
             "ref_crop": crop, "drop_ref": drop["ref"], "identity": row.get("identity"),
         }
+
+
+    def clip(self, row: dict, indices: list[int], height: int, width: int) -> torch.Tensor:
+        """The row's frames ``indices`` resized to the bucket, as ``[3, F, H, W]`` in [-1, 1]."""
+        from ..conditioners.media import load_frames
+
+        return to_tensor([resize_cover(im, height, width) for im in load_frames(row["media"], indices)])
+
+
+def latent_spec(spec: SampleSpec) -> dict:
+    """The sample-spec fields that decide a row's cached latents (JSON-normalised)."""
+    import json
+
+    keep = {"num_frames": spec.num_frames, "buckets": [list(b) for b in spec.buckets],
+            "frame_stride": spec.frame_stride, "images_only": spec.images_only}
+    return json.loads(json.dumps(keep))
 
 
 def collate_pack(items: list[dict]) -> list[dict]:

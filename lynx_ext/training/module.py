@@ -62,7 +62,8 @@ class LynxModule(pl.LightningModule):
                                    "loss": asdict(loss), "lora_rank": lora_rank, "train_dit": train_dit})
         self.strict_loading = False  # checkpoints hold only the trained weights
         self.pipe = None
-        self._contexts: dict[str, torch.Tensor] = {}
+        self.text_cache = None  # a `TextEncodingCache`, made on first use (see `use_encoding_cache`)
+        self._encoding_folder: Optional[str] = None
 
     # ------------------------------------------------------------------ model
     def recipe_fingerprint(self) -> str:
@@ -106,6 +107,27 @@ class LynxModule(pl.LightningModule):
             pipe.dit.float().requires_grad_(True).train()
         self.pipe = pipe
 
+    def use_encoding_cache(self, folder: Optional[str | Path]) -> None:
+        """Read prompt encodings from the prepared folder ``folder`` (written by ``diffsynth-ext prepare --recipe``);
+        None: encode every caption on the fly. Either way at most a small LRU of encodings stays in CPU memory."""
+        self._encoding_folder = str(folder) if folder is not None else None
+        self.text_cache = None
+
+    def on_fit_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        self.use_encoding_cache(getattr(dm, "cache", None))
+        dataset = getattr(dm, "dataset", None)
+        wanted = getattr(dataset, "latent_fingerprint", None)
+        if wanted is not None:
+            from .encoding_cache import vae_fingerprint
+
+            mine = vae_fingerprint(self.pipe)
+            if mine != wanted:
+                raise LynxTrainingError(
+                    f"The VAE latents cached in {dm.cache} were encoded by another VAE or dtype (fingerprint {wanted}, "
+                    f"this run {mine}). Run `diffsynth-ext prepare ... --recipe RECIPE --cache-latents` again with "
+                    "this run's recipe, or delete that folder's latents/ and encodings.json to encode on the fly.")
+
     def configure_callbacks(self):
         from ..callbacks.data_progress import DataProgress
 
@@ -130,17 +152,21 @@ class LynxModule(pl.LightningModule):
         return torch.Generator().manual_seed(self.seed * 1_000_003 + int(self.global_step) * 101 + rank)
 
     def context(self, prompt: str) -> torch.Tensor:
-        if prompt not in self._contexts:
+        """The umT5 encoding of ``prompt`` on the pipe's device: from the LRU or the disk cache (`TextEncodingCache`),
+        encoded on the fly only when neither has it."""
+        if self.text_cache is None:
             from ..pipeline.units import encode_prompt
+            from .encoding_cache import TextEncodingCache, text_encoder_fingerprint
 
-            with torch.no_grad():
-                self._contexts[prompt] = encode_prompt(self.pipe, prompt).detach()
-        return self._contexts[prompt]
+            self.text_cache = TextEncodingCache(self._encoding_folder, text_encoder_fingerprint(self.pipe),
+                                                lambda text: encode_prompt(self.pipe, text))
+        return self.text_cache.get(prompt).to(device=self.pipe.device, dtype=self.pipe.torch_dtype)
 
     def pack_loss(self, pack: list[dict], generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Mean over the pack's samples of DiffSynth's weighted flow-matching loss, in one packed DiT forward."""
         from ..conditioners.vae_sample import sample_reference_latent
         from ..pipeline.units import DEFAULT_REF_PROMPT
+        from .encoding_cache import vae_latents
         from .packed_forward import packed_forward
 
         pipe, lynx = self.pipe, self.pipe.lynx
@@ -151,9 +177,10 @@ class LynxModule(pl.LightningModule):
         hi = max(lo + 1, int(self.loss_args.max_timestep_boundary * len(sched.timesteps)))
         noisy, targets, weights, timesteps, contexts, tokens, refs = [], [], [], [], [], [], []
         for sample in pack:
-            with torch.no_grad():
-                video = sample["video"].to(device=dev, dtype=dt)
-                latents = pipe.vae.encode([video], device=dev).to(device=dev, dtype=dt)
+            if sample.get("latents") is not None:  # cached by `prepare --cache-latents`
+                latents = sample["latents"].to(device=dev, dtype=dt)
+            else:
+                latents = vae_latents(pipe, sample["video"])
             t = sched.timesteps[int(torch.randint(lo, hi, (1,), generator=g))]
             noise = torch.randn(latents.shape, generator=g).to(device=dev, dtype=dt)
             noisy.append(sched.add_noise(latents, noise, t))
@@ -188,6 +215,12 @@ class LynxModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
         self.log("train/pack_size", float(len(batch)), batch_size=len(batch))
         return loss
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        grads = [p.grad for _, p in self.trainable_named_parameters() if p.grad is not None]
+        if grads:  # before clipping: what the data and the learning rate do
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+            self.log("train/grad_norm", norm, batch_size=1)
 
     # -------------------------------------------------------- checkpointing
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -74,3 +74,17 @@ class TokenBudgetBatchSampler:
 
     def __len__(self) -> int:
         return len(self._mine())
+
+
+def sample_tokens(sample: dict) -> int:
+    """DiT tokens of one training sample: from its cached latents ``[C, f, h, w]`` or its clip ``[3, F, H, W]``."""
+    if sample.get("latents") is not None:
+        f, h, w = sample["latents"].shape[-3:]
+        return int(f) * math.ceil(int(h) / 2) * math.ceil(int(w) / 2)
+    _, frames, height, width = sample["video"].shape
+    return latent_tokens(int(frames), int(height), int(width))
+
+
+def pack_tokens(pack: list[dict]) -> int:
+    """DiT tokens of a pack (what ``data.token_budget`` bounds)."""
+    return sum(sample_tokens(s) for s in pack)

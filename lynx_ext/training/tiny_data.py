@@ -1,6 +1,7 @@
 """A tiny training set built from scikit-image's public-domain ``astronaut`` photo (tests, docs, the CPU recipe).
 
     python -m lynx_ext.training.tiny_data outputs/tiny_data        # dataset/ + prepared/ (dlib face models)
+                                                                   # + validation_pairs.yaml
 """
 from __future__ import annotations
 
@@ -55,12 +56,28 @@ def build_tiny_dataset(folder: str | Path, clips: int = 4, images: int = 2, fram
     return folder
 
 
+def write_validation_pairs(folder: str | Path, dataset: str | Path) -> Path:
+    """``folder/validation_pairs.yaml``: the (face, prompt) pairs of the tiny recipe's sample and validation callbacks
+    (the format of `lynx_ext.callbacks.validation_pairs.load_pairs`)."""
+    from ..atomic_write import write_text_atomic
+
+    import os
+
+    folder = Path(folder)
+    image = Path(os.path.relpath(Path(dataset).resolve() / "astronaut.png", folder.resolve()))
+    text = ("# (face image, prompt) pairs for SampleVideos and FaceSimilarityValidation; image paths are relative to "
+            "this file\n"
+            f"- image: {image.as_posix()}\n  prompt: an astronaut smiling at the camera\n")
+    return write_text_atomic(folder / "validation_pairs.yaml", text)
+
+
 def main(out: str = "outputs/tiny_data") -> int:
     from .data.prepare import prepare_dataset
 
     dataset = build_tiny_dataset(Path(out) / "dataset")
     prepare_dataset(dataset, Path(out) / "prepared", embedder="dlib", detector="dlib", device="cpu", progress=False)
-    print(f"tiny dataset: {dataset}\nprepared cache: {Path(out) / 'prepared'}")
+    pairs = write_validation_pairs(out, dataset)
+    print(f"tiny dataset: {dataset}\nprepared cache: {Path(out) / 'prepared'}\nvalidation pairs: {pairs}")
     return 0
 
 

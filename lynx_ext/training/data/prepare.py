@@ -7,6 +7,7 @@ Output folder (a contract other code reads)::
     embeds/<id>.npy       float32 [K, D] unit-norm embeddings of the row's K identity images
     crops/<id>_<k>.png    256x256 RGB reference crop of identity image k
     bad_rows.jsonl        the bad records of prepared.jsonl
+    encodings.json, text/, latents/   the encoder caches of ``prepare --recipe`` (`training.encoding_cache`)
 
 Files are written atomically before the line that references them, so a killed run leaves a valid cache and the
 next run resumes: rows whose id is in ``prepared.jsonl`` (ok or bad) are skipped.
@@ -344,9 +345,11 @@ def _check_match(old: dict, new: dict, keys: tuple, out: Path) -> None:
 
 
 def _clear(out: Path) -> None:
-    for name in (PREPARED_NAME, BAD_ROWS_NAME, CONFIG_NAME):  # prepared.jsonl first: no half-cleared cache resumes
-        (out / name).unlink(missing_ok=True)
-    for name in (EMBEDS_DIR, CROPS_DIR):
+    from ..encoding_cache import INDEX_NAME, LATENTS_DIR, TEXT_DIR
+
+    for name in (PREPARED_NAME, BAD_ROWS_NAME, CONFIG_NAME, INDEX_NAME):  # prepared.jsonl first: no half-cleared
+        (out / name).unlink(missing_ok=True)                               # cache resumes
+    for name in (EMBEDS_DIR, CROPS_DIR, TEXT_DIR, LATENTS_DIR):
         shutil.rmtree(out / name, ignore_errors=True)
 
 
