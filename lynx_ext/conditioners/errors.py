@@ -4,16 +4,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from ..errors import LynxFileError, LynxUsageError
 
-class LynxInputError(ValueError):
-    """The user's input (an image, a path, an option) cannot be used; the message says what to do instead."""
+
+class LynxInputError(LynxUsageError):
+    """An input of the face path (an image, a media file, a face option) cannot be used; the message says what to
+    do instead. Callers that skip bad data (``prepare``, evaluation) catch this class, not every usage error."""
 
 
 class NoFaceError(LynxInputError):
     """The detector found no face in the image."""
 
 
-class FaceModelsMissingError(FileNotFoundError):
+class FaceModelsMissingError(LynxFileError, FileNotFoundError):
     """A face model file is not on disk and could not (or may not) be downloaded.
 
     Attributes:

@@ -7,10 +7,10 @@ import difflib
 import typing
 from typing import Any, Literal, Union
 
-from ..conditioners.errors import LynxInputError
+from ..errors import LynxValueError
 
 
-class DefinitionError(LynxInputError):
+class DefinitionError(LynxValueError):
     """A benchmark definition (or one of its parts) is not valid; the message says where and why."""
 
 

@@ -31,7 +31,8 @@ def tiny_generator(variant: str = "full", loras: Sequence[str] = (), home: Path 
     built = build_wan_pipe(preset="tiny", device="cpu", dtype="fp32", tiny_home=home)
     face = FaceAnalyzer.from_options(models=str(faces) if detector == "insightface" or face_models else None,
                                      embedder=embedder, detector=detector, device="cpu")
-    weights = adapters if adapters is not None else tiny_adapters(built.pipe.dit, variant)
+    weights = adapters if adapters is not None else tiny_adapters(built.pipe.dit, variant,
+                                                                  embedding_dim=int(face.embedder.dim))
     gen = LynxGenerator.assemble(built.pipe, variant, weights, loras, face, built.files, preset="tiny")
     if adapters is None:
         gen.adapter_source = "tiny random adapters (untrained)"
