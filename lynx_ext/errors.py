@@ -5,7 +5,8 @@ Input errors (something the user gave cannot be used) derive from `LynxUsageErro
     LynxError
     └── LynxUsageError (ValueError)          the CLI prints its one-line message and exits 2
         ├── LynxValueError                   an option or setting: out of range, not finite, wrong type, inconsistent
-        ├── LynxFileError                    a file or folder: missing, unreadable, unwritable, already there
+        ├── LynxFileError                    a file or folder: missing (LynxMissingFileError, also a
+        │                                    FileNotFoundError), unreadable, unwritable, already there
         ├── LynxFormatError                  a file's content is not what was expected (the message says what it is)
         └── LynxCompatibilityError           valid inputs that do not fit each other, the model or the machine
 
@@ -67,7 +68,21 @@ class DeviceUnavailableError(LynxCompatibilityError):
     """The requested device is not on this machine (never silently replaced by another)."""
 
 
-class ModelFilesMissingError(LynxFileError, FileNotFoundError):
+class LynxMissingFileError(LynxFileError, FileNotFoundError):
+    """A file or folder the user named (or a run needs) is not there (also a `FileNotFoundError`)."""
+
+    def __init__(self, message: str, *args):
+        super().__init__(message)
+        self.message = message
+
+    def __new__(cls, *args, **kwargs):  # keep OSError from reading our arguments as (errno, strerror, ...)
+        return FileNotFoundError.__new__(cls)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ModelFilesMissingError(LynxMissingFileError):
     """Model files are not on disk and cannot be downloaded now (offline, or downloads switched off).
 
     Attributes:
@@ -76,14 +91,7 @@ class ModelFilesMissingError(LynxFileError, FileNotFoundError):
 
     def __init__(self, message: str, missing: Optional[list[tuple[str, str]]] = None):
         super().__init__(message)
-        self.message = message
         self.missing = list(missing or [])
-
-    def __new__(cls, *args, **kwargs):  # keep OSError from reading our arguments as (errno, strerror, ...)
-        return super().__new__(cls)
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def is_usage_error(err: BaseException) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ..errors import LynxFileError, LynxUsageError
+from ..errors import LynxMissingFileError, LynxUsageError
 
 
 class LynxInputError(LynxUsageError):
@@ -16,7 +16,7 @@ class NoFaceError(LynxInputError):
     """The detector found no face in the image."""
 
 
-class FaceModelsMissingError(LynxFileError, FileNotFoundError):
+class FaceModelsMissingError(LynxMissingFileError):
     """A face model file is not on disk and could not (or may not) be downloaded.
 
     Attributes:
@@ -42,8 +42,3 @@ class FaceModelsMissingError(LynxFileError, FileNotFoundError):
         self.message = " ".join(lines)
         super().__init__(self.message)
 
-    def __new__(cls, *args, **kwargs):  # keep OSError from reading our arguments as (errno, strerror, ...)
-        return super().__new__(cls)
-
-    def __str__(self) -> str:  # OSError would print "[Errno None] None: <filename>" because filename is set
-        return self.message

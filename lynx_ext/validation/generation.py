@@ -82,7 +82,7 @@ def _cfg_scale_i(value, field):
     if value is None or value == VARIANT_DEFAULT:
         return value
     if isinstance(value, str):
-        raise LynxValueError.of(field, f"must be a number, '{VARIANT_DEFAULT}' or none (two-branch guidance), "
+        raise LynxValueError.of(field, f"must be a number, '{VARIANT_DEFAULT}' or null/none (two-branch guidance), "
                                        f"got {value!r}.")
     return check_guidance(value, field)
 

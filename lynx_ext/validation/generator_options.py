@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from ..errors import LynxFileError, LynxFormatError, LynxValueError
+from ..errors import LynxFormatError, LynxMissingFileError, LynxValueError
 from .device import check_device
 from .files import check_input_file
 from .models import (
@@ -103,11 +103,11 @@ def check_generator_options(
         folder = str(face_models)
         looks_like_path = "/" in folder or "\\" in folder or folder.startswith((".", "~"))
         if looks_like_path and not Path(folder).expanduser().exists():
-            raise LynxFileError(f"Face model folder {folder} ({name('face_models')}) does not exist. Pass the folder "
+            raise LynxMissingFileError(f"Face model folder {folder} ({name('face_models')}) does not exist. Pass the folder "
                                 "holding the face models (det_10g.onnx, w600k_r50.onnx and/or "
                                 "recognition_arcface_ir_se50.pth).")
     if tokenizer_path is not None and not Path(tokenizer_path).expanduser().exists():
-        raise LynxFileError(f"Tokenizer {tokenizer_path} ({name('tokenizer_path')}) does not exist.")
+        raise LynxMissingFileError(f"Tokenizer {tokenizer_path} ({name('tokenizer_path')}) does not exist.")
     for spec in loras:
         path, alpha = (spec.path, spec.alpha) if hasattr(spec, "path") else (spec, 1.0)
         check_lora(path, alpha, name)

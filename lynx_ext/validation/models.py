@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..errors import LynxCompatibilityError, LynxFileError
+from ..errors import LynxCompatibilityError, LynxMissingFileError
 
 OFFICIAL_WAN_14B = (5120, 40)  # Wan2.1-T2V-14B: hidden size, blocks (the base of the official adapters)
 EMBEDDER_DIMS = {"facexlib": 512, "insightface": 512, "onnx": 512, "dlib": 128}
@@ -39,7 +39,7 @@ def base_model_shape(preset: str, model_paths: Sequence[str] = ()) -> Optional[t
         for path in model_paths:
             path = Path(path)
             if not path.is_file():
-                raise LynxFileError(f"Base model file {path} does not exist. Check --model-paths.")
+                raise LynxMissingFileError(f"Base model file {path} does not exist. Check --model-paths.")
             status, header, _ = sniff_safetensors(path)
             for key, info in (header.tensors.items() if status == "ok" else ()):
                 match = DIT_KEY.match(key)
@@ -77,7 +77,7 @@ def adapter_facts(source, revision: Optional[str] = None) -> Optional[AdapterFac
 
     found = detect_format(source)
     if found.kind is FormatKind.MISSING:
-        raise LynxFileError(f"Adapter weights not found at {found.path}. Pass a lynx-ext .safetensors file, an "
+        raise LynxMissingFileError(f"Adapter weights not found at {found.path}. Pass a lynx-ext .safetensors file, an "
                             "official lynx_full/ or lynx_lite/ folder, ComfyUI Lynx files (their folder), or "
                             "hub:full / hub:lite.")
     if not found.loadable:
