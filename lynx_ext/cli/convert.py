@@ -72,7 +72,7 @@ def check_output(output: Path, to: str, overwrite: bool) -> None:
 def run(args) -> int:
     from ..adapters.formats import describe_config, read_adapters, wrapper_compatibility, write_adapters
     from ..adapters.formats.safetensors_file import cast_changes
-    from ..inference.generator import DTYPES
+    from ..models.dtypes import DTYPES
 
     output = Path(args.output)
     check_output(output, args.to, args.overwrite)

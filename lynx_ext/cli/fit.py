@@ -35,4 +35,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     from .common import run_command
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    return run_command(lambda: make_cli(["fit", *argv]) and 0)
+    return run_command(lambda: check_ckpt_path(argv) or make_cli(["fit", *argv]) and 0)
+
+
+def check_ckpt_path(argv: list[str]) -> None:
+    """A ``--ckpt_path`` file that is not a training checkpoint is refused before anything loads."""
+    from ..training.checkpoint_io import check_checkpoint_file
+
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--ckpt_path=") else (
+            argv[i + 1] if arg == "--ckpt_path" and i + 1 < len(argv) else None)
+        if value and value not in ("last", "best", "hpc", "registry"):
+            from pathlib import Path
+
+            check_checkpoint_file(Path(value))

@@ -171,12 +171,12 @@ class LynxGenerator:
             adapters = str(download_official_adapters(adapters, adapters_revision))
         t0 = time.perf_counter()
         device = plan.device
+        face = FaceAnalyzer.from_options(models=face_models, embedder=embedder, detector=detector or "insightface",
+                                         device=device)  # small: a missing face model is named before the base loads
         built = build_wan_pipe(preset=base, model_paths=model_paths or (),
                                model_id_with_origin_paths=model_id_with_origin_paths or (),
                                tokenizer_path=tokenizer_path, device=device, dtype=dtype, vram_limit=vram_limit,
                                offload=offload, fp8=fp8)
-        face = FaceAnalyzer.from_options(models=face_models, embedder=embedder, detector=detector or "insightface",
-                                         device=device)
         gen = cls.assemble(built.pipe, variant, adapters, loras, face, built.files, preset=base)
         if built.vram:
             enable_adapter_vram_management(built.pipe, offload_dtype=built.vram["offload_dtype"], vram_limit=vram_limit)
@@ -203,7 +203,8 @@ class LynxGenerator:
         embedder = getattr(face, "embedder", None)
         if embedder is not None and hasattr(embedder, "dim"):
             check_embedder_fits(embedder.name, int(embedder.dim), int(weights.config.resampler.embedding_dim),
-                                f"the adapters {source} ({weights.config.variant})")
+                                f"the given {weights.config.variant} adapters" if source == "in-memory"
+                                else f"the adapters {source} ({weights.config.variant})")
         install(pipe, weights, face_analyzer=face)
         for spec in specs:
             pipe.load_lora(pipe.dit, spec.path, alpha=spec.alpha)

@@ -22,7 +22,6 @@ from .values import check_choice, check_float
 
 EMBEDDERS = ("facexlib", "insightface", "dlib")
 DETECTORS = ("insightface", "dlib")
-DTYPES = ("bf16", "fp16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -84,6 +83,7 @@ def check_generator_options(
 
     Raises a `LynxUsageError` (value, file, format or compatibility) naming the option and what to do.
     """
+    from ..models.dtypes import DTYPES
     from ..models.presets import BASE_MODELS, VARIANTS
 
     check_choice(variant, name("variant"), VARIANTS)
