@@ -86,7 +86,7 @@ def test_skip_download_switch_names_missing_files_through_the_api(offline_world,
     (folder / "tok" / "vocab.json").write_text("{}")
     located = hub.locate_model_files(["Org/Model:dit*.safetensors", "Org/Model:tok/"])
     assert located == [{"path": [str(folder / "dit-1.safetensors"), str(folder / "dit-2.safetensors")]},
-                       {"path": str(folder / "tok") + "/"}]
+                       {"path": str(folder / "tok")}]
     with pytest.raises(LynxValueError, match="must be written model_id:file_pattern"):
         hub.locate_model_files(["just-a-name"])
 
