@@ -340,6 +340,20 @@ def test_fit_refuses_foreign_and_damaged_checkpoints_before_loading(cache, tmp_p
     assert rc == 2 and "not a training checkpoint written by `diffsynth-ext fit`" in err and err.count("\n") == 1
 
 
+def test_fit_checks_data_adapters_and_embedder_before_loading(cache, tmp_path, capsys, monkeypatch):
+    import lynx_ext.models.build as build
+    from lynx_ext.cli.fit import main
+
+    monkeypatch.setattr(build, "build_wan_pipe", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    rc = main(fit_args(cache, tmp_path, 2, ["--model.adapters.embedding_dim", "512"]))
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "dlib-resnet-v1 (used by `prepare` for" in err and "gives 128-d embeddings but the recipe's adapters " \
+        "(model.adapters.embedding_dim 512) take 512-d" in err
+    rc = main(fit_args(tmp_path / "no_cache", tmp_path, 2))
+    assert rc == 2 and "no_cache does not exist: it is not a prepared dataset" in capsys.readouterr().err
+
+
 def test_resume_from_stale_last_ckpt_uses_the_newer_step_and_stays_exact(cache, tmp_path):
     from safetensors.torch import load_file
 

@@ -89,7 +89,7 @@ def fail(err: BaseException) -> int:
 
     if os.environ.get("LYNX_EXT_DEBUG"):
         raise err
-    usage = is_usage_error(err)
+    usage = is_usage_error(err) or type(err).__name__ == "MisconfigurationException"  # Lightning: a bad setting
     text = " ".join(str(err).split()) or type(err).__name__
     print(f"error: {text}" if usage or isinstance(err, LynxError) else f"error ({type(err).__name__}): {text}",
           file=sys.stderr)

@@ -19,6 +19,11 @@ def make_cli(args: list[str], run: bool = True):
         def add_arguments_to_parser(self, parser):
             parser.link_arguments("model.seed", "data.seed")
 
+        def before_fit(self) -> None:  # before any weight loads: data, adapters and embedder must fit
+            from ..training.preflight import check_training_inputs
+
+            check_training_inputs(self.model, self.datamodule)
+
         def _parse_ckpt_path(self) -> None:
             # LightningCLI would silently replace the recipe by the checkpoint's hyper-parameters. The recipe stays
             # the source of truth; `LynxModule.on_load_checkpoint` refuses a checkpoint written by another recipe.

@@ -189,7 +189,6 @@ class LynxGenerator:
         """Install ``adapters`` (a `LynxAdapters` or a source for `load_lynx_adapters`) and ``loras`` into ``pipe``."""
         from ..adapters import LynxAdapters, load_lynx_adapters
         from ..pipeline import install
-
         from ..validation.generator_options import check_lora
         from ..validation.models import check_embedder_fits
 
@@ -238,9 +237,7 @@ class LynxGenerator:
         """
         from ..conditioners import load_image
         from ..conditioners.similarity import frame_similarities, summarise_similarities
-        from ..pipeline import condition_on_face
-
-        from ..pipeline import installation
+        from ..pipeline import condition_on_face, installation
         from ..validation.generation import check_blocks_fit
         from ..validation.values import check_text
 
