@@ -140,7 +140,7 @@ def download_official_adapters(variant: str, revision: Optional[str] = None) -> 
 # ---------------------------------------------------------------------------------------------- base-model files
 def diffsynth_model_root() -> Path:
     """Where DiffSynth keeps downloaded models (``DIFFSYNTH_MODEL_BASE_PATH``, default ``./models``)."""
-    return Path(os.environ.get("DIFFSYNTH_MODEL_BASE_PATH") or "./models")
+    return Path(os.environ.get("DIFFSYNTH_MODEL_BASE_PATH") or "./models").absolute()
 
 
 def download_source() -> str:
