@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Optional
 
 from .common import Parser, add_alias_flag, run_command
