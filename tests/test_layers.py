@@ -8,8 +8,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lynx_ext"
 
 # Lower number = lower layer. A module may import its own layer and the layers below it.
 LAYERS = {
-    "atomic_write": 0, "compat": 0, "outputs": 0,
-    "adapters": 1, "conditioners": 1, "models": 1, "tiny": 1,
+    "atomic_write": 0, "compat": 0, "errors": 0, "outputs": 0,
+    "adapters": 1, "conditioners": 1, "models": 1, "tiny": 1, "validation": 1,
     "pipeline": 2, "extension": 2,
     "inference": 3, "training": 3, "callbacks": 3, "evaluation": 3, "parity": 3,
     "app": 4, "cli": 4, "demo": 4,

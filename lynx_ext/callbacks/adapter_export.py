@@ -2,7 +2,10 @@
 with the DiT LoRA when one is trained, and optionally pushes the last export to the Hugging Face hub."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -65,12 +68,7 @@ class AdapterExport(pl.Callback):
             if "official" in self.formats:
                 save_official_folder(adapters, out / f"lynx_{adapters.config.variant}")
             save_dit_lora(pl_module.pipe.dit, out / LORA_FILE, metadata=meta)
-        last = self.folder(trainer) / "last"
-        tmp = self.folder(trainer) / ".last.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(out, tmp)
-        shutil.rmtree(last, ignore_errors=True)
-        tmp.rename(last)
+        refresh_last(self.folder(trainer) / "last", out)
         self.last_export = out
         return out
 
@@ -94,3 +92,34 @@ class AdapterExport(pl.Callback):
             out = self.export(trainer, pl_module)
             if self.push_to_hub:
                 self.push(out)
+
+
+def refresh_last(last: Path, export: Path) -> None:
+    """Make ``last`` a copy of ``export``: the copy is built beside it, then swapped in with one atomic exchange
+    (Linux ``renameat2(RENAME_EXCHANGE)``), else renamed in before the old one is deleted; a ``last`` lost between
+    two renames by a kill elsewhere is restored from ``.last.old`` first."""
+    old, tmp = last.with_name(".last.old"), last.with_name(".last.tmp")
+    if not last.exists() and old.is_dir():
+        old.rename(last)  # a previous export was killed between its two renames
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.copytree(export, tmp)
+    if last.is_dir() and _exchange(tmp, last):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old export
+        return
+    if last.exists():
+        last.rename(old)
+    tmp.rename(last)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux); False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange)
+    return result == 0

@@ -6,6 +6,17 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..errors import LynxError, LynxValueError, is_usage_error
+
+
+class Parser(argparse.ArgumentParser):
+    """`argparse.ArgumentParser` whose errors are one line on stderr (exit 2), naming the flag and pointing to
+    ``--help`` (argparse would print the whole usage first)."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
 
 def add_alias_flag(parser, flag: str, **kwargs):
     """Add ``--kebab-case`` with its DiffSynth-style ``--snake_case`` spelling as an alias."""
@@ -16,39 +27,43 @@ def add_alias_flag(parser, flag: str, **kwargs):
     return parser.add_argument(*names, **kwargs)
 
 
-def read_prompt(value: str) -> str:
-    """A prompt given inline, or a text file holding it (a missing or empty file is an error)."""
+def read_prompt(value: str, what: str = "Prompt file") -> str:
+    """A prompt given inline, or a UTF-8 text file holding it (a missing, empty or non-UTF-8 file is an error
+    naming the file)."""
+    from ..validation.files import read_text_file
+    from ..validation.values import check_text
+
     path = Path(value) if len(value) < 1024 and "\n" not in value else None
-    if path is not None and (path.is_file() or path.suffix.lower() in (".txt", ".prompt")):
-        if not path.is_file():
-            raise FileNotFoundError(f"Prompt file {path} does not exist.")
-        text = path.read_text(encoding="utf-8").strip()
+    if path is not None and (is_file(path) or path.suffix.lower() in (".txt", ".prompt")):
+        text = read_text_file(path, what).strip()
         if not text:
-            raise ValueError(f"Prompt file {path} is empty; write the prompt into it or pass --prompt TEXT.")
+            raise LynxValueError(f"{what} {path} is empty; write the prompt into it or pass --prompt TEXT.")
         return text
-    if not value.strip():
-        raise ValueError("The prompt is empty.")
-    return value
+    return check_text(value, "the prompt")
+
+
+def is_file(path) -> bool:
+    """``Path.is_file`` that answers False for text too long to be a file name (an inline prompt)."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
 
 
 def parse_blocks(text: Optional[str]) -> Optional[list[int]]:
-    """'0-19' / '0,2,4' / '0-9,20-29' -> list of block indices."""
-    if text is None:
-        return None
-    blocks: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                a, b = part.split("-", 1)
-                blocks += list(range(int(a), int(b) + 1))
-            else:
-                blocks.append(int(part))
-        except ValueError:
-            raise ValueError(f"--blocks {text!r}: use indices and ranges such as '0-19' or '0,2,4'.") from None
-    return sorted(set(blocks))
+    """'0-19' / '0,2,4' / '0-9,20-29' -> list of block indices (errors name ``--blocks``)."""
+    from ..validation.generation import parse_blocks as parse
+
+    try:
+        blocks = parse(text)
+    except LynxValueError as err:
+        raise err.renamed("--blocks") from None
+    return None if blocks is None else list(blocks)
+
+
+def flag_of(field: Optional[str]) -> Optional[str]:
+    """``num_inference_steps`` -> ``--num-inference-steps``."""
+    return None if field is None else "--" + field.split(" ")[0].replace("_", "-") + field[len(field.split(" ")[0]):]
 
 
 # Failures caused by what the user gave (shown as one sentence, exit 2); anything else is a bug or the machine.
@@ -72,14 +87,17 @@ def run_command(run: Callable[[], int], interrupted: str = "interrupted; no part
 
 
 def fail(err: BaseException) -> int:
-    """Print one clear line for an expected failure (and the type for anything else); return the exit code."""
+    """Print one line for a failure: the message for bad input (exit 2) and our own errors, the type too for
+    anything else (exit 1). ``LYNX_EXT_DEBUG=1`` re-raises it (full traceback)."""
     import os
 
     if os.environ.get("LYNX_EXT_DEBUG"):
         raise err
-    kind = type(err).__name__
-    print(f"error: {err}" if isinstance(err, USER_ERRORS) else f"error ({kind}): {err}", file=sys.stderr)
-    return 2 if isinstance(err, USER_ERRORS) else 1
+    usage = is_usage_error(err) or type(err).__name__ == "MisconfigurationException"  # Lightning: a bad setting
+    text = " ".join(str(err).split()) or type(err).__name__
+    print(f"error: {text}" if usage or isinstance(err, LynxError) else f"error ({type(err).__name__}): {text}",
+          file=sys.stderr)
+    return 2 if usage else 1
 
 
 # ------------------------------------------------------------------------------------ DiffSynth's conventions

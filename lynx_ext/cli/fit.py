@@ -26,6 +26,11 @@ def make_cli(args: list[str], run: bool = True):
                 parser.add_argument("--ckpt_path", type=Optional[str], default=None, help="checkpoint to resume")
                 parser.add_argument("--weights_only", type=Optional[bool], default=None)
 
+        def before_fit(self) -> None:  # before any weight loads: data, adapters and embedder must fit
+            from ..training.preflight import check_training_inputs
+
+            check_training_inputs(self.model, self.datamodule)
+
         def _parse_ckpt_path(self) -> None:
             # LightningCLI would silently replace the recipe by the checkpoint's hyper-parameters. The recipe stays
             # the source of truth; `LynxModule.on_load_checkpoint` refuses a checkpoint written by another recipe.
@@ -77,4 +82,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     quiet = wants_quiet(argv)  # --quiet: DiffSynth's loader messages off (LightningCLI itself has no such option)
     argv = snake_case_flags([a for a in argv if a != "--quiet"])
     with host_output_silenced(quiet):
-        return run_command(lambda: make_cli(["fit", *argv]) and 0)
+        return run_command(lambda: check_ckpt_path(argv) or make_cli(["fit", *argv]) and 0)
+
+
+def check_ckpt_path(argv: list[str]) -> None:
+    """A ``--ckpt_path`` file that is not a training checkpoint is refused before anything loads."""
+    from ..training.checkpoint_io import check_checkpoint_file
+
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--ckpt_path=") else (
+            argv[i + 1] if arg == "--ckpt_path" and i + 1 < len(argv) else None)
+        if value and value not in ("last", "best", "hpc", "registry"):
+            from pathlib import Path
+
+            check_checkpoint_file(Path(value))

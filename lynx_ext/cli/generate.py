@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
+import io
 import time
 from pathlib import Path
 from typing import Optional
 
-from .common import (add_alias_flag, add_download_source_flag, add_version_flag, parse_blocks,
+from ..errors import LynxFormatError, LynxValueError
+from .common import (Parser, add_alias_flag, add_download_source_flag, add_version_flag, flag_of, is_file,
                      parse_model_paths, read_prompt, run_command)
 
 EPILOG = """examples:
@@ -34,7 +35,9 @@ def add_model_arguments(p: argparse.ArgumentParser, preset_default: Optional[str
     add_alias_flag(model, "--tokenizer-path", default=None)
     model.add_argument("--adapters", default=None, help="lynx_ext .safetensors, official lynx_full/ or lynx_lite/ "
                        "folder, ComfyUI Lynx files (their folder, or FILE,FILE,...), or hub:full / hub:lite "
-                       "(default: hub:<variant>)")
+                       "(default: hub:<variant>; hub:full@REV pins a revision)")
+    add_alias_flag(model, "--adapters-revision", default=None, metavar="REV",
+                   help="pin hub:full / hub:lite to this commit, tag or branch of ByteDance/lynx")
     add_alias_flag(model, "--face-models", default=None,
                    help="face model folder (insightface pack and/or recognition_arcface_ir_se50.pth)")
     model.add_argument("--embedder", choices=("facexlib", "insightface", "dlib"), default="facexlib",
@@ -58,18 +61,19 @@ def load_generator(args, **overrides):
     if args.preset == "tiny":
         from ..inference.tiny_preset import tiny_generator
 
-        return tiny_generator(variant=args.variant, loras=args.lora, face_models=args.face_models, embedder=args.embedder,
-                              detector=args.detector, adapters=args.adapters)
+        return tiny_generator(variant=args.variant, loras=args.lora, face_models=args.face_models,
+                              embedder=args.embedder, detector=args.detector, adapters=args.adapters)
     id_paths = args.model_id_with_origin_paths.split(",") if args.model_id_with_origin_paths else None
     return LynxGenerator.from_pretrained(
         variant=args.variant, base=args.preset, adapters=args.adapters, model_paths=args.model_paths,
         model_id_with_origin_paths=id_paths, tokenizer_path=args.tokenizer_path, face_models=args.face_models,
         embedder=args.embedder, detector=args.detector, loras=args.lora, device=args.device, dtype=args.dtype,
-        vram_limit=args.vram_limit, offload=args.offload, fp8=args.fp8)
+        vram_limit=args.vram_limit, offload=args.offload, fp8=args.fp8,
+        adapters_revision=getattr(args, "adapters_revision", None))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="diffsynth-ext generate --extension lynx", epilog=EPILOG,
+    p = Parser(prog="diffsynth-ext generate --extension lynx", epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Identity-preserving video from one face photo with Lynx on Wan2.1.")
     job = p.add_argument_group("what to generate")
@@ -91,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fps", type=int, default=None, help="full 16, lite 24")
     add_alias_flag(g, "--num-inference-steps", type=int, default=None, help="default 50")
     add_alias_flag(g, "--cfg-scale", type=float, default=None, help="text guidance g (default 5)")
-    add_alias_flag(g, "--cfg-scale-i", default="default", help="identity guidance gi (full default 2; 'none' = two-branch)")
+    add_alias_flag(g, "--cfg-scale-i", default=None, help="identity guidance gi (full default 2; 'none' = two-branch)")
     add_alias_flag(g, "--id-scale", type=float, default=None, help="ID-adapter scale (default 1)")
     add_alias_flag(g, "--ref-scale", type=float, default=None, help="Ref-adapter scale (default 1, full only)")
     add_alias_flag(g, "--step-window", type=float, nargs=2, default=None, metavar=("START", "END"),
@@ -108,67 +112,96 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_jobs(args) -> list[dict]:
+    """The jobs to run: the batch file's (paths relative to the batch file's folder; outputs relative to
+    ``--output-dir``) or the one given by ``--image``/``--prompt``. Each job gets a ``label`` for messages."""
     if args.batch:
-        path = Path(args.batch)
-        if not path.is_file():
-            raise FileNotFoundError(f"Batch file {path} does not exist.")
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
+        return read_batch(Path(args.batch))
+    if args.image is None and args.prompt is None:
+        raise LynxValueError("Give --image and --prompt (or --batch FILE).")
+    if args.image is None:
+        raise LynxValueError("Give --image FACE: the face photo to condition on.")
+    if args.prompt is None:
+        raise LynxValueError("Give --prompt TEXT (or a text file holding the prompt).")
+    return [{"image": args.image, "prompt": args.prompt, "output": args.output, "label": "generate"}]
 
-            data = yaml.safe_load(path.read_text()) or []
-            jobs = data.get("jobs", data) if isinstance(data, dict) else data
-        elif path.suffix.lower() == ".csv":
-            with open(path, newline="") as f:
-                jobs = [dict(row) for row in csv.DictReader(f)]
-        else:
-            raise ValueError(f"Batch file {path} must be .yaml/.yml or .csv.")
-        if not isinstance(jobs, list) or not jobs:
-            raise ValueError(f"Batch file {path} holds no jobs (expected a list of {{image, prompt}} entries).")
-        for i, job in enumerate(jobs):
-            missing = [k for k in ("image", "prompt") if not job.get(k)]
-            if missing:
-                raise ValueError(f"Batch job {i} in {path} has no {' and no '.join(missing)}.")
-        return jobs
-    if not args.image or not args.prompt:
-        raise ValueError("Give --image and --prompt (or --batch FILE).")
-    return [{"image": args.image, "prompt": args.prompt, "output": args.output}]
+
+def read_batch(path: Path) -> list[dict]:
+    """A YAML (a list, or ``{jobs: [...]}``) or CSV batch file, checked and with its relative paths resolved."""
+    from ..validation.files import read_text_file
+
+    text = read_text_file(path, "Batch file")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text) or []
+        except yaml.YAMLError as err:
+            raise LynxFormatError(f"Batch file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        jobs = data.get("jobs", data) if isinstance(data, dict) else data
+    elif path.suffix.lower() == ".csv":
+        jobs = [dict(row) for row in csv.DictReader(io.StringIO(text))]
+    else:
+        raise LynxValueError(f"Batch file {path} must be .yaml/.yml or .csv.")
+    if not isinstance(jobs, list) or not jobs:
+        raise LynxFormatError(f"Batch file {path} holds no jobs (expected a list of {{image, prompt}} entries).")
+    out = []
+    for i, job in enumerate(jobs):
+        label = f"batch job {i} ({path.name})"
+        if not isinstance(job, dict):
+            raise LynxFormatError(f"{label} is {job!r}; each job is a mapping with image, prompt and optional seed, "
+                                  "output, ...")
+        missing = [k for k in ("image", "prompt") if job.get(k) in (None, "")]
+        if missing:
+            raise LynxValueError(f"Batch job {i} in {path} has no {' and no '.join(missing)}.")
+        job = {str(k).strip(): v for k, v in job.items()}
+        job["image"] = str(_beside(path, job["image"]))
+        if isinstance(job["prompt"], str) and is_file(path.parent / job["prompt"]):
+            job["prompt"] = str(path.parent / job["prompt"])
+        out.append({**job, "label": label})
+    return out
+
+
+def _beside(batch: Path, value) -> Path:
+    """A path from a batch file: relative ones are relative to the batch file's folder."""
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() else batch.parent / path
 
 
 def cli_settings(args):
-    """The command line's generation options as a `GenerationSettings` (unset flags stay unset)."""
-    from ..pipeline.generation_settings import VARIANT_DEFAULT, GenerationSettings
+    """The command line's generation options as a `GenerationSettings` (unset flags stay unset); a bad value
+    is an error naming its flag."""
+    from ..pipeline.generation_settings import GenerationSettings
+    from ..validation.generation import VARIANT_DEFAULT, parse_setting
 
-    cfg_i = args.cfg_scale_i
-    cfg_i = None if str(cfg_i).lower() == "none" else (VARIANT_DEFAULT if cfg_i == "default" else float(cfg_i))
-    blocks = parse_blocks(args.blocks)
-    return GenerationSettings(
-        seed=args.seed, num_frames=args.num_frames, height=args.height, width=args.width, fps=args.fps,
-        num_inference_steps=args.num_inference_steps, cfg_scale=args.cfg_scale, cfg_scale_i=cfg_i,
-        id_scale=args.id_scale, ref_scale=args.ref_scale,
-        step_window=None if args.step_window is None else tuple(args.step_window),
-        blocks=None if blocks is None else tuple(blocks), sampler=args.sampler, sigma_shift=args.sigma_shift,
-        negative_prompt=args.negative_prompt, tiled=not args.no_tiled)
+    try:
+        return GenerationSettings(
+            seed=args.seed, num_frames=args.num_frames, height=args.height, width=args.width, fps=args.fps,
+            num_inference_steps=args.num_inference_steps, cfg_scale=args.cfg_scale,
+            cfg_scale_i=VARIANT_DEFAULT if args.cfg_scale_i is None else parse_setting("cfg_scale_i", args.cfg_scale_i),
+            id_scale=args.id_scale, ref_scale=args.ref_scale,
+            step_window=None if args.step_window is None else tuple(args.step_window),
+            blocks=None if args.blocks is None else parse_setting("blocks", args.blocks), sampler=args.sampler,
+            sigma_shift=args.sigma_shift, negative_prompt=args.negative_prompt, tiled=not args.no_tiled)
+    except LynxValueError as err:
+        raise err.renamed(flag_of(err.field)) from None
 
 
-JOB_KEYS = ("image", "prompt", "output")
+JOB_KEYS = ("image", "prompt", "output", "label")
 
 
 def job_settings(job: dict, source: str):
-    """A batch job's own generation settings (seed, negative_prompt, ...); an unknown key is an error naming it."""
+    """A batch job's own generation settings (seed, negative_prompt, ...); an unknown key or a bad value is an
+    error naming it and the job."""
     from ..pipeline.generation_settings import GenerationSettings
 
     values = {k: v for k, v in job.items() if k not in JOB_KEYS and v not in (None, "")}
-    if "seed" in values:
-        try:
-            values["seed"] = int(values["seed"])
-        except (TypeError, ValueError):
-            raise ValueError(f"{source}: seed {values['seed']!r} is not an integer.") from None
-    return GenerationSettings.from_mapping(values, source)
+    return GenerationSettings.from_mapping(values, source, text=True)
 
 
 def job_output(job: dict, index: int, args, multi: bool) -> Path:
     if job.get("output"):
-        return Path(job["output"])
+        path = Path(str(job["output"])).expanduser()
+        return path if path.is_absolute() or not args.batch else Path(args.output_dir) / path
     stem = Path(job["image"]).stem
     seed = job["settings"].seed if job["settings"].seed is not None else args.seed
     name = f"{stem}_{index:03d}" if multi else f"{stem}_lynx_{args.variant}" + (f"_s{seed}" if seed is not None else "")
@@ -176,31 +209,74 @@ def job_output(job: dict, index: int, args, multi: bool) -> Path:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(lambda: run(args))
+    return run_command(lambda: run(build_parser().parse_args(argv)))
+
+
+def check_jobs(args) -> tuple[list[dict], list[Path], object]:
+    """Every input of the run checked before any model loads: options, prompts, images, models, outputs.
+
+    Returns the jobs (with ``settings`` and ``prompt_text``), their outputs and the `GeneratorPlan`.
+    """
+    from ..conditioners import load_image
+    from ..inference.generator import output_paths
+    from ..outputs import check_targets, check_video_format
+    from ..validation.files import is_inside
+    from ..validation.generation import check_blocks_fit
+    from ..validation.generator_options import check_generator_options
+
+    if args.batch and args.output:
+        raise LynxValueError("--output names one video; with --batch give each job an output in the batch file, "
+                             "or use --output-dir.")
+    if args.adapters_revision and not str(args.adapters or "hub:").startswith("hub:"):
+        raise LynxValueError("--adapters-revision pins the official weights (hub:full / hub:lite); it does not "
+                             f"apply to --adapters {args.adapters}.")
+    jobs = load_jobs(args)
+    base = cli_settings(args)
+    for job in jobs:
+        job["settings"] = base.merged(job_settings(job, job["label"]))
+        try:
+            job["prompt_text"] = read_prompt(str(job["prompt"]))
+        except LynxValueError as err:
+            raise LynxValueError(f"{job['label']}: {err}" if args.batch else str(err)) from None
+        load_image(str(job["image"]))  # missing, unreadable or not an image: named now, not after loading
+    tiny = args.preset == "tiny"
+    if tiny and args.device not in (None, "cpu"):
+        raise LynxValueError(f"--preset tiny runs on the CPU; leave out --device (got {args.device}).")
+    plan = check_generator_options(
+        args.variant, args.preset, args.adapters if (args.adapters or tiny) else f"hub:{args.variant}",
+        args.model_paths or (), args.tokenizer_path, args.face_models, tiny_embedder(args) if tiny else args.embedder,
+        args.detector, args.lora, "cpu" if tiny else args.device, args.dtype, args.vram_limit, args.adapters_revision,
+        name=flag_of)
+    multi = len(jobs) > 1
+    planned, files = [], []
+    for i, job in enumerate(jobs):
+        if plan.num_blocks is not None:
+            check_blocks_fit(job["settings"].blocks, plan.num_blocks, "--blocks" if not args.batch
+                             else f"{job['label']}: blocks", f"the {args.preset} DiT")
+        out = job_output(job, i, args, multi)
+        paths = output_paths(out, args.webp)
+        check_video_format(paths["video"])
+        planned.append(out)
+        files.append(list(paths.values()))
+        if args.batch and not is_inside(out, args.output_dir):
+            print(f"note: {job['label']} writes outside --output-dir {args.output_dir}: {out}")
+    check_targets(files, args.overwrite, [job["label"] for job in jobs])  # before any weights load
+    return jobs, planned, plan
+
+
+def tiny_embedder(args) -> str:
+    """The embedder the tiny preset conditions with (`lynx_ext.inference.tiny_preset.tiny_embedder`)."""
+    from ..inference.tiny_preset import tiny_embedder as rule
+
+    return rule(args.embedder, args.face_models)
 
 
 def run(args) -> int:
-    from ..inference.generator import LynxGenerator, output_paths
-    from ..outputs import check_free
-
-    jobs = load_jobs(args)
-    for i, job in enumerate(jobs):
-        job["settings"] = job_settings(job, f"batch job {i}" if args.batch else "generate")
-        job["prompt_text"] = read_prompt(str(job["prompt"]))
-        if not Path(str(job["image"])).exists():
-            raise FileNotFoundError(f"Face image {job['image']} does not exist.")
-    multi = len(jobs) > 1
-    planned = []
-    for i, job in enumerate(jobs):
-        out = job_output(job, i, args, multi)
-        check_free(list(output_paths(out, args.webp).values()), args.overwrite)  # refuse before loading any weights
-        planned.append(out)
-    base = cli_settings(args)
-    gen = load_generator(args)
+    jobs, planned, plan = check_jobs(args)
+    gen = load_generator(args, device=plan.device)
     for job, out in zip(jobs, planned):
         t0 = time.perf_counter()
-        result = gen.generate(job["image"], job["prompt_text"], settings=base.merged(job["settings"]),
+        result = gen.generate(job["image"], job["prompt_text"], settings=job["settings"],
                               face_similarity=not args.no_face_similarity, progress=not args.quiet)
         for warning in result.report["face"].get("warnings", []):
             print(f"note: {warning}")

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Optional
 
-from .common import add_alias_flag, add_download_source_flag, add_version_flag, run_command
+from .common import Parser, add_alias_flag, add_download_source_flag, add_version_flag, run_command
 
 EPILOG = """examples:
   diffsynth-ext prepare --extension lynx --dataset data/clips --output cache/clips --face-models ~/models/buffalo_l
@@ -20,7 +19,7 @@ already in OUTPUT/prepared.jsonl are skipped. See docs/training_data.md.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="diffsynth-ext prepare --extension lynx", epilog=EPILOG,
+    p = Parser(prog="diffsynth-ext prepare --extension lynx", epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Detect, align and embed the identity image(s) of every dataset row "
                                             "once and cache embeddings, 256-px reference crops and media info.")
@@ -51,22 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(lambda: run(args), "interrupted; the rows finished so far are in the cache. Run the same "
-                                          "command again to resume.")
+    return run_command(lambda: run(build_parser().parse_args(argv)),
+                       "interrupted; the rows finished so far are in the cache. Run the same command again to resume.")
 
 
 def run(args) -> int:
     from ..training.data.prepare import prepare_dataset
+    from ..validation import check_device, check_input_folder, check_int
 
-    if args.limit is not None and args.limit < 0:
-        raise ValueError(f"--limit must be >= 0, got {args.limit}.")
-    if args.device is not None and not str(args.device).startswith(("cpu", "cuda")):
-        raise ValueError(f"--device {args.device!r}: use cpu, cuda or cuda:N.")
+    check_input_folder(args.dataset, "Dataset folder (--dataset)")
+    if args.limit is not None:
+        check_int(args.limit, "--limit", 0)
+    device = None if args.device is None else check_device(args.device, "--device")
     if args.cache_latents and not args.recipe:
         raise ValueError("--cache-latents needs --recipe (the recipe's base model VAE, frames and buckets).")
     prepare_dataset(args.dataset, args.output, metadata=args.metadata, face_models=args.face_models,
-                    embedder=args.embedder, detector=args.detector, device=args.device, limit=args.limit,
+                    embedder=args.embedder, detector=args.detector, device=device, limit=args.limit,
                     overwrite=args.overwrite, progress=not args.quiet, verbose=True)
     if args.recipe:
         from ..training.data.encode import cache_encodings, recipe_inputs

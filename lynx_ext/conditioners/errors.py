@@ -4,16 +4,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from ..errors import LynxMissingFileError, LynxUsageError
 
-class LynxInputError(ValueError):
-    """The user's input (an image, a path, an option) cannot be used; the message says what to do instead."""
+
+class LynxInputError(LynxUsageError):
+    """An input of the face path (an image, a media file, a face option) cannot be used; the message says what to
+    do instead. Callers that skip bad data (``prepare``, evaluation) catch this class, not every usage error."""
 
 
 class NoFaceError(LynxInputError):
     """The detector found no face in the image."""
 
 
-class FaceModelsMissingError(FileNotFoundError):
+class FaceModelsMissingError(LynxMissingFileError):
     """A face model file is not on disk and could not (or may not) be downloaded.
 
     Attributes:
@@ -39,8 +42,3 @@ class FaceModelsMissingError(FileNotFoundError):
         self.message = " ".join(lines)
         super().__init__(self.message)
 
-    def __new__(cls, *args, **kwargs):  # keep OSError from reading our arguments as (errno, strerror, ...)
-        return super().__new__(cls)
-
-    def __str__(self) -> str:  # OSError would print "[Errno None] None: <filename>" because filename is set
-        return self.message

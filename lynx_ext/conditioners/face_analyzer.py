@@ -224,18 +224,19 @@ class FaceAnalyzer:
         elif detector == "dlib":
             from .dlib_detector import DlibDetector
 
-            det = DlibDetector()
+            det = DlibDetector(model_dir=_user_folder(models))
         else:
             raise LynxInputError(f"Unknown face detector {detector!r}; use 'insightface' or 'dlib'.")
 
         search = [Path(os.path.expanduser(str(models)))] if models is not None else []
         search = [p for p in search + ([pack_dir] if pack_dir else []) if p.is_dir()]
-        emb = _make_embedder(embedder, device, providers, ctx_id, pack_dir, search, root, offline_ok)
+        emb = _make_embedder(embedder, device, providers, ctx_id, pack_dir, search, root, offline_ok,
+                             _user_folder(models))
         return cls(det, emb)
 
 
 def _make_embedder(embedder: str, device: str, providers, ctx_id: int, pack_dir: Optional[Path],
-                   search: list[Path], root, offline_ok: Optional[bool]) -> FaceEmbedder:
+                   search: list[Path], root, offline_ok: Optional[bool], user: Optional[Path] = None) -> FaceEmbedder:
     from . import model_files as mf
 
     text = str(embedder)
@@ -253,20 +254,37 @@ def _make_embedder(embedder: str, device: str, providers, ctx_id: int, pack_dir:
     if text == "facexlib":
         from .arcface_facexlib import load_facexlib_embedder
 
-        return load_facexlib_embedder(None, device=device, offline_ok=offline_ok, search_dirs=search)
+        try:
+            return load_facexlib_embedder(None, device=device, offline_ok=offline_ok, search_dirs=search)
+        except FaceModelsMissingError as err:
+            if user is None:
+                raise
+            # The user gave a folder: name it as the place for the file (the caches were searched too).
+            raise FaceModelsMissingError("facexlib ArcFace weights", err.filename, user / err.filename, err.url,
+                                         hint=f"Or place it at {err.destination}.") from None
     if text in ("insightface", "onnx"):
         from .arcface_onnx import InsightFaceArcFaceEmbedder
 
+        if pack_dir is None and user is not None:  # e.g. the dlib detector with the insightface recognizer
+            pack_dir = user / "models" / mf.DEFAULT_PACK if (user / "models" / mf.DEFAULT_PACK).is_dir() else user
         if pack_dir is None:
             pack_dir = mf.resolve_detector_file(None, root=root, offline_ok=offline_ok).parent
         return InsightFaceArcFaceEmbedder(mf.resolve_recognizer_file(pack_dir), providers=providers, ctx_id=ctx_id)
     if text == "dlib":
         from .dlib_resnet import DlibResNetEmbedder
 
-        return DlibResNetEmbedder()
+        return DlibResNetEmbedder(model_dir=user)
     raise LynxInputError(
         f"Unknown face embedder {embedder!r}; use 'facexlib' (official), 'insightface', 'dlib', or a .pth/.onnx path."
     )
+
+
+def _user_folder(models) -> Optional[Path]:
+    """The face-model folder the user gave (None for a pack name, a file or nothing)."""
+    if models is None:
+        return None
+    path = Path(os.path.expanduser(str(models)))
+    return path if path.is_dir() else None
 
 
 def onnx_providers(device: str, providers: Optional[Sequence[Any]] = None) -> tuple[list, int]:

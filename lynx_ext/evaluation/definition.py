@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 from ..pipeline.generation_settings import GenerationSettings
-from .strict_fields import DefinitionError, build, check_keys, check_value
+from .strict_fields import DefinitionError, build, check_keys, check_value, construct
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,+-]*$")
 
@@ -253,7 +253,8 @@ def _override(base: Any, overrides: dict, where: str) -> Any:
         return base
     check_keys(type(base), overrides, where)
     hints = __import__("typing").get_type_hints(type(base))
-    return replace(base, **{k: check_value(v, hints[k], f"{where}.{k}") for k, v in overrides.items()})
+    return construct(lambda **values: replace(base, **values), {k: check_value(v, hints[k], f"{where}.{k}")
+                                                                 for k, v in overrides.items()}, where)
 
 
 def _short(value: Any) -> str:

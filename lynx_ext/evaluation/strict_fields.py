@@ -7,10 +7,10 @@ import difflib
 import typing
 from typing import Any, Literal, Union
 
-from ..conditioners.errors import LynxInputError
+from ..errors import LynxValueError
 
 
-class DefinitionError(LynxInputError):
+class DefinitionError(LynxValueError):
     """A benchmark definition (or one of its parts) is not valid; the message says where and why."""
 
 
@@ -23,7 +23,18 @@ def build(cls: type, data: Any, where: str) -> Any:
     check_keys(cls, data, where)
     hints = typing.get_type_hints(cls)
     values = {key: check_value(value, hints[key], f"{where}.{key}") for key, value in data.items()}
-    return cls(**values)
+    return construct(cls, values, where)
+
+
+def construct(make: Any, values: dict, where: str) -> Any:
+    """``make(**values)``; a value the class itself refuses (`LynxValueError`) becomes a `DefinitionError`
+    naming where it sits."""
+    try:
+        return make(**values)
+    except DefinitionError:
+        raise
+    except LynxValueError as err:
+        raise DefinitionError(str(err.renamed(f"{where}.{err.field}") if err.field else f"{where}: {err}")) from None
 
 
 def check_keys(cls: type, data: dict, where: str) -> None:

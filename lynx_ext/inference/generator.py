@@ -157,24 +157,38 @@ class LynxGenerator:
         vram_limit: Optional[float] = None,
         offload: bool = False,
         fp8: bool = False,
+        adapters_revision: Optional[str] = None,
     ) -> "LynxGenerator":
         """Load Wan2.1 through DiffSynth's `ModelConfig`s (local paths, or model ids downloaded when online),
-        the Lynx adapters (our file, an official folder, or ``hub:full``/``hub:lite``), LoRAs and face models."""
+        the Lynx adapters (our file, an official folder, or ``hub:full``/``hub:lite``, pinned to a repository
+        revision with ``hub:full@REV`` or ``adapters_revision``), LoRAs and face models.
+
+        Every option is checked before anything loads (`lynx_ext.validation.generator_options`): a device that
+        is not there, a missing or foreign file, adapters that do not fit the base model or the embedder, and
+        (offline) model files that would need a download are errors naming what to do.
+        """
         from ..conditioners import FaceAnalyzer
         from ..models.build import build_wan_pipe
-        from ..models.presets import variant_defaults
+        from ..models.hub import base_model_specs, check_downloads, download_official_adapters
         from ..pipeline.vram import enable_adapter_vram_management
+        from ..validation.generator_options import check_generator_options
 
-        variant_defaults(variant)  # an unknown variant fails before anything loads
+        adapters = adapters or f"hub:{variant}"
+        plan = check_generator_options(variant, base, adapters, model_paths or (), tokenizer_path, face_models,
+                                       embedder, detector, loras, device, dtype, vram_limit, adapters_revision)
+        specs, tok_spec = base_model_specs(base, model_paths or (), model_id_with_origin_paths or (), tokenizer_path)
+        check_downloads(specs + ([tok_spec] if tok_spec else []), adapters, adapters_revision)
+        if isinstance(adapters, str) and adapters.startswith("hub:"):
+            adapters = str(download_official_adapters(adapters, adapters_revision))
         t0 = time.perf_counter()
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = plan.device
+        face = FaceAnalyzer.from_options(models=face_models, embedder=embedder, detector=detector or "insightface",
+                                         device=device)  # small: a missing face model is named before the base loads
         built = build_wan_pipe(preset=base, model_paths=model_paths or (),
                                model_id_with_origin_paths=model_id_with_origin_paths or (),
                                tokenizer_path=tokenizer_path, device=device, dtype=dtype, vram_limit=vram_limit,
                                offload=offload, fp8=fp8)
-        face = FaceAnalyzer.from_options(models=face_models, embedder=embedder, detector=detector or "insightface",
-                                         device=device)
-        gen = cls.assemble(built.pipe, variant, adapters or f"hub:{variant}", loras, face, built.files, preset=base)
+        gen = cls.assemble(built.pipe, variant, adapters, loras, face, built.files, preset=base)
         if built.vram:
             enable_adapter_vram_management(built.pipe, offload_dtype=built.vram["offload_dtype"], vram_limit=vram_limit)
         gen.load_seconds = time.perf_counter() - t0
@@ -186,15 +200,21 @@ class LynxGenerator:
         """Install ``adapters`` (a `LynxAdapters` or a source for `load_lynx_adapters`) and ``loras`` into ``pipe``."""
         from ..adapters import LynxAdapters, load_lynx_adapters
         from ..pipeline import install
+        from ..validation.generator_options import check_lora
+        from ..validation.models import check_embedder_fits
 
         specs = [s if isinstance(s, LoraSpec) else LoraSpec.parse(s) for s in loras]
         for spec in specs:
-            if not Path(spec.path).is_file():
-                raise FileNotFoundError(f"LoRA file {spec.path} does not exist.")
+            check_lora(spec.path, spec.alpha)
         if isinstance(adapters, LynxAdapters):
             weights, source = adapters, "in-memory"
         else:
             weights, source = load_lynx_adapters(adapters, pipe.dit, variant=variant), str(adapters)
+        embedder = getattr(face, "embedder", None)
+        if embedder is not None and hasattr(embedder, "dim"):
+            check_embedder_fits(embedder.name, int(embedder.dim), int(weights.config.resampler.embedding_dim),
+                                f"the given {weights.config.variant} adapters" if source == "in-memory"
+                                else f"the adapters {source} ({weights.config.variant})")
         install(pipe, weights, face_analyzer=face)
         for spec in specs:
             pipe.load_lora(pipe.dit, spec.path, alpha=spec.alpha)
@@ -230,10 +250,14 @@ class LynxGenerator:
         """
         from ..conditioners import load_image
         from ..conditioners.similarity import frame_similarities, summarise_similarities
-        from ..pipeline import condition_on_face
+        from ..pipeline import condition_on_face, installation
+        from ..validation.generation import check_blocks_fit
+        from ..validation.values import check_text
 
+        check_text(prompt, "prompt")
         s = self.settings(settings, **values)
-        check_shape(s, self.pipe)
+        check_blocks_fit(s.blocks, installation(self.pipe).num_blocks, "blocks",
+                         f"this DiT ({self.preset})" if self.preset else "this DiT")
         s = rounded(s, self.pipe)
         times = {}
         if torch.cuda.is_available():
@@ -263,13 +287,6 @@ class LynxGenerator:
                 frame_similarities(self.face, frames, face.analysis.embedding))
             times["face_similarity_s"] = time.perf_counter() - t3
         return GenerationResult(frames=frames, fps=s.fps, report=report, face_crop=face.analysis.aligned_112)
-
-
-def check_shape(s: GenerationSettings, pipe) -> None:
-    """Refuse sizes and counts that cannot make a video."""
-    for key in ("height", "width", "num_frames", "num_inference_steps", "fps"):
-        if int(getattr(s, key)) <= 0:
-            raise ValueError(f"{key} must be positive, got {getattr(s, key)}.")
 
 
 def rounded(s: GenerationSettings, pipe) -> GenerationSettings:

@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import Sequence
 
 
+def tiny_embedder(embedder: str, face_models: str | None) -> str:
+    """Without face models the stand-in pack (insightface layout) conditions the faces, unless ``dlib`` is asked."""
+    return embedder if (face_models or embedder == "dlib") else "insightface"
+
+
 def tiny_generator(variant: str = "full", loras: Sequence[str] = (), home: Path | None = None,
                    face_models: str | None = None, embedder: str = "insightface", detector: str | None = None,
                    adapters: str | None = None):
@@ -27,8 +32,7 @@ def tiny_generator(variant: str = "full", loras: Sequence[str] = (), home: Path 
 
     variant_defaults(variant)
     home = home or tiny_home()
-    if face_models is None and embedder != "dlib":
-        embedder = "insightface"  # the stand-in pack has the insightface layout
+    embedder = tiny_embedder(embedder, face_models)
     detector = detector or ("dlib" if embedder == "dlib" and face_models is None else "insightface")
     faces = Path(face_models) if face_models else home / "faces"
     if face_models is None and detector == "insightface" and not (faces / "det_10g.onnx").is_file():
@@ -36,7 +40,8 @@ def tiny_generator(variant: str = "full", loras: Sequence[str] = (), home: Path 
     built = build_wan_pipe(preset="tiny", device="cpu", dtype="fp32", tiny_home=home)
     face = FaceAnalyzer.from_options(models=str(faces) if detector == "insightface" or face_models else None,
                                      embedder=embedder, detector=detector, device="cpu")
-    weights = adapters if adapters is not None else tiny_adapters(built.pipe.dit, variant)
+    weights = adapters if adapters is not None else tiny_adapters(built.pipe.dit, variant,
+                                                                  embedding_dim=int(face.embedder.dim))
     gen = LynxGenerator.assemble(built.pipe, variant, weights, loras, face, built.files, preset="tiny")
     if adapters is None:
         gen.adapter_source = "tiny random adapters (untrained)"

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple, Optional, Sequence
 import torch
 
 from .dtypes import torch_dtype
+from .hub import base_model_specs, locate_model_files
 from .presets import BASE_MODELS
 
 
@@ -72,17 +73,13 @@ def build_wan_pipe(
             raise FileNotFoundError(f"Base model file {missing[0]} does not exist.")
         register_diffusers_wan_14b()
         configs = [ModelConfig(path=e, **vram) for e in entries]  # a list = the shards of one model
-        specs = list(model_id_with_origin_paths)
+        specs, tok_spec = base_model_specs(preset, model_paths, model_id_with_origin_paths, tokenizer_path)
         if not configs and not specs:
-            if preset == "custom":
-                raise ValueError("The 'custom' base model needs model_paths or model_id_with_origin_paths.")
-            specs = BASE_MODELS[preset].model_id_with_origin_paths
-        for spec in specs:
-            model_id, _, pattern = spec.partition(":")
-            configs.append(ModelConfig(model_id=model_id, origin_file_pattern=pattern, **vram))
-        tok_id, _, tok_pattern = BASE_MODELS["wan2.1-t2v-14b"].tokenizer.partition(":")
-        tokenizer = (ModelConfig(path=tokenizer_path) if tokenizer_path
-                     else ModelConfig(model_id=tok_id, origin_file_pattern=tok_pattern))
+            raise ValueError("The 'custom' base model needs model_paths or model_id_with_origin_paths.")
+        # Files on disk are used without the network; offline, missing ones are named at once (models/hub.py).
+        located = locate_model_files(specs + ([tok_spec] if tok_spec else []))
+        configs += [ModelConfig(**where, **vram) for where in located[:len(specs)]]
+        tokenizer = ModelConfig(path=tokenizer_path) if tokenizer_path else ModelConfig(**located[-1])
     pipe = WanVideoPipeline.from_pretrained(torch_dtype=dt, device=device, model_configs=configs,
                                             tokenizer_config=tokenizer, vram_limit=vram_limit)
     files = []

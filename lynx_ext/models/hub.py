@@ -1,35 +1,83 @@
-"""Model hubs: ModelScope (DiffSynth's default source) or the Hugging Face hub, and the official Lynx adapters.
+"""Model hubs and model files by name: ModelScope (DiffSynth's default source) or the Hugging Face hub, the official
+Lynx adapters (``hub:full`` / ``hub:lite``, ``ByteDance/lynx``) and the base model's DiffSynth model ids.
 
 The source follows the host's convention: ``DIFFSYNTH_DOWNLOAD_SOURCE`` (``modelscope`` or ``huggingface``),
-ModelScope when unset; ``--download-source`` on the command line sets that variable, so the base model, the
-adapters and the face models come from the same place. A download tries the configured source first, then the
-other one. ``LYNX_EXT_OFFLINE=1``, ``HF_HUB_OFFLINE=1`` or ``DIFFSYNTH_SKIP_DOWNLOAD=true`` turn downloads off; a
-missing file then (or after every source failed) raises `FileNotFoundError` naming the files and where to put them.
+ModelScope when unset; ``--download-source`` sets that variable for one command. A download tries the configured
+source first, then the other. Files already on disk are used as they are (no network). ``LYNX_EXT_OFFLINE=1``,
+``HF_HUB_OFFLINE=1`` or ``DIFFSYNTH_SKIP_DOWNLOAD=true`` turn downloads off, and a host that does not answer within
+seconds counts as offline: the error then names every missing file and the folder it belongs in, at once, before
+any model loads. ``hub:full@REV`` (or ``revision=``) pins the adapters to a revision of the Hugging Face repository
+(a commit, tag or branch); a pinned revision has its own cache folder.
 """
 from __future__ import annotations
 
+import functools
+import glob
 import os
+import re
+import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
-from .presets import OFFICIAL_ADAPTER_REPO
+from ..errors import LynxValueError, ModelFilesMissingError
+from .presets import BASE_MODELS, OFFICIAL_ADAPTER_REPO
 
 SOURCES = ("modelscope", "huggingface")
 SOURCE_ENV = "DIFFSYNTH_DOWNLOAD_SOURCE"  # the host's variable (DiffSynth `ModelConfig.parse_download_source`)
 SOURCE_ALIASES = {"modelscope": "modelscope", "ms": "modelscope", "huggingface": "huggingface", "hf": "huggingface"}
 REPO_URLS = {"modelscope": "https://modelscope.cn/models/{repo}", "huggingface": "https://huggingface.co/{repo}"}
 OFFLINE_ENV = ("LYNX_EXT_OFFLINE", "HF_HUB_OFFLINE", "DIFFSYNTH_SKIP_DOWNLOAD")
+HOSTS = {"huggingface": ("huggingface.co", 443), "modelscope": ("www.modelscope.cn", 443)}
+PROBE_SECONDS = 3.0
+REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+ADAPTER_FILES = {"full": ("resampler.safetensors", "ip_layers.safetensors", "ref_layers.safetensors"),
+                 "lite": ("resampler.safetensors", "ip_layers.safetensors")}
+_PROBED: dict[tuple[str, int], Optional[str]] = {}
 
-# downloader(source, repo_id, allow_patterns, local_dir): fetches the matching files into local_dir/<repo path>.
-Downloader = Callable[[str, str, Sequence[str], Path], None]
+
+# ----------------------------------------------------------------------------------------------- offline detection
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def unreachable(host: str, port: int = 443, timeout: float = PROBE_SECONDS) -> Optional[str]:
+    """None if ``host:port`` accepts a connection within ``timeout`` seconds, else why not (remembered per run)."""
+    key = (host, port)
+    if key in _PROBED:
+        return _PROBED[key]
+    outcome: list[Optional[str]] = []
+
+    def probe():
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as err:
+            outcome.append(f"{host} cannot be reached: {err.strerror or type(err).__name__}")
+
+    thread = threading.Thread(target=probe, daemon=True)  # name resolution has no timeout of its own
+    thread.start()
+    thread.join(timeout + 0.5)
+    _PROBED[key] = outcome[0] if outcome else f"{host} did not answer within {timeout:g} s"
+    return _PROBED[key]
 
 
 def offline_mode(offline_ok: Optional[bool] = None) -> bool:
     """``offline_ok`` if given, else true when one of `OFFLINE_ENV` is set to 1/true/yes/on."""
     if offline_ok is not None:
         return bool(offline_ok)
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on") for k in OFFLINE_ENV)
+    return any(_truthy(name) for name in OFFLINE_ENV)
+
+
+def offline_reason(source: str = "huggingface", skip_switch: bool = True) -> Optional[str]:
+    """Why nothing can be downloaded from ``source`` now (None: downloads may run): a switch of `OFFLINE_ENV`
+    (``skip_switch=False`` ignores DiffSynth's own), or the host not answering."""
+    for name in OFFLINE_ENV:
+        if _truthy(name) and (skip_switch or name != "DIFFSYNTH_SKIP_DOWNLOAD"):
+            return f"{name}={os.environ[name]} is set"
+    host, port = HOSTS.get(source, HOSTS["huggingface"])
+    return unreachable(host, port)
 
 
 def download_source(source: Optional[str] = None) -> str:
@@ -40,7 +88,7 @@ def download_source(source: Optional[str] = None) -> str:
     key = str(given).strip().lower().replace("-", "").replace("_", "")
     if key not in SOURCE_ALIASES:
         where = "--download-source" if source is not None else f"${SOURCE_ENV}"
-        raise ValueError(f"{where} {given!r} is not a download source; use modelscope or huggingface.")
+        raise LynxValueError(f"{where} {given!r} is not a download source; use modelscope or huggingface.")
     return SOURCE_ALIASES[key]
 
 
@@ -48,6 +96,10 @@ def source_order(source: Optional[str] = None) -> tuple[str, ...]:
     """The configured source first, then the other one."""
     first = download_source(source)
     return (first, *[s for s in SOURCES if s != first])
+
+
+# downloader(source, repo_id, allow_patterns, local_dir): fetches the matching files into local_dir/<repo path>.
+Downloader = Callable[[str, str, Sequence[str], Path], None]
 
 
 @dataclass(frozen=True)
@@ -65,22 +117,26 @@ class HubFolder:
         return all((local / f).is_file() for f in self.files)
 
 
-def hub_snapshot(source: str, repo_id: str, allow_patterns: Sequence[str], local_dir: Path) -> None:
+def hub_snapshot(source: str, repo_id: str, allow_patterns: Sequence[str], local_dir: Path,
+                 revision: Optional[str] = None) -> None:
     """The hub client's own snapshot download (``modelscope`` or ``huggingface_hub``) into ``local_dir``."""
     if source == "modelscope":
         from modelscope import snapshot_download
 
-        snapshot_download(repo_id, local_dir=str(local_dir), allow_file_pattern=list(allow_patterns))
+        snapshot_download(repo_id, local_dir=str(local_dir), allow_file_pattern=list(allow_patterns),
+                          **({"revision": revision} if revision else {}))
     else:
         from huggingface_hub import snapshot_download
 
-        snapshot_download(repo_id=repo_id, local_dir=str(local_dir), allow_patterns=list(allow_patterns))
+        snapshot_download(repo_id=repo_id, local_dir=str(local_dir), allow_patterns=list(allow_patterns),
+                          revision=revision)
 
 
 def fetch_folder(what: str, hub: HubFolder, local_dir: Path, source: Optional[str] = None,
                  downloader: Optional[Downloader] = None, offline_ok: Optional[bool] = None,
-                 alternative: str = "") -> Path:
-    """``local_dir / hub.folder`` holding ``hub.files``: found there, or downloaded (configured source first).
+                 alternative: str = "", revision: Optional[str] = None) -> Path:
+    """``local_dir / hub.folder`` holding ``hub.files``: found there, or downloaded (configured source first; a
+    host that does not answer is skipped at once when the real clients are used).
 
     Offline, or when every source failed, raises `FileNotFoundError` naming the files, the folder to place them
     in and the repository pages; ``alternative`` is appended (e.g. which option takes a local path instead).
@@ -92,9 +148,13 @@ def fetch_folder(what: str, hub: HubFolder, local_dir: Path, source: Optional[st
     failures = []
     if not offline_mode(offline_ok):
         for src in order:
+            reason = offline_reason(src) if downloader is None and offline_ok is None else None
+            if reason is not None:
+                failures.append(f"{src}: {reason}")
+                continue
             try:
-                (downloader or hub_snapshot)(src, hub.repos[src], [f"{hub.folder}/*" if hub.folder else "*"],
-                                             local_dir)
+                (downloader or functools.partial(hub_snapshot, revision=revision))(
+                    src, hub.repos[src], [f"{hub.folder}/*" if hub.folder else "*"], local_dir)
             except Exception as err:  # noqa: BLE001 - offline, blocked, no such repository, disk full ...
                 failures.append(f"{src}: {type(err).__name__}: {_first_line(err)}")
                 continue
@@ -115,27 +175,136 @@ def _first_line(err: BaseException) -> str:
     return (text[0][:160] + ("..." if len(text[0]) > 160 else "")) if text else "no message"
 
 
-# ----------------------------------------------------------------------------------- the official Lynx adapters
-ADAPTER_FILES = {"full": ("resampler.safetensors", "ip_layers.safetensors", "ref_layers.safetensors"),
-                 "lite": ("resampler.safetensors", "ip_layers.safetensors")}
+def missing_error(missing: Sequence[tuple[str, str]], reason: str) -> ModelFilesMissingError:
+    """One error naming every missing file and where it goes."""
+    lines = "; ".join(f"{what} -> {folder}" for what, folder in missing)
+    return ModelFilesMissingError(
+        f"Model files are missing and cannot be downloaded now ({reason}). On a machine with internet, download "
+        f"them and place them here: {lines}. Or pass local files (--model-paths, --adapters PATH).", list(missing))
 
 
-def official_adapter_folder(variant: str) -> HubFolder:
-    """Where ``lynx_{variant}/`` is published (``ByteDance/lynx`` on both hubs)."""
+# --------------------------------------------------------------------------------------------- official adapters
+def adapter_cache_dir() -> Path:
+    return Path(os.environ.get("LYNX_EXT_HOME", Path.home() / ".cache" / "lynx_ext")) / "lynx"
+
+
+def parse_hub(spec: str, revision: Optional[str] = None) -> tuple[str, Optional[str]]:
+    """``"hub:full@REV"`` / ``"full"`` -> ``("full", "REV" or revision)``; an unknown variant is an error."""
+    text = str(spec)[4:] if str(spec).startswith("hub:") else str(spec)
+    variant, _, pinned = text.partition("@")
     if variant not in ADAPTER_FILES:
-        raise ValueError(f"hub:{variant} is not an official variant; use hub:full or hub:lite.")
+        raise LynxValueError.of("adapters", f"hub:{variant} is not an official variant; use hub:full or hub:lite "
+                                            "(optionally pinned: hub:full@REVISION).")
+    if pinned and revision and pinned != revision:
+        raise LynxValueError.of("adapters", f"pins revision {pinned} but the revision option says {revision}; "
+                                            "give one of them.")
+    revision = pinned or revision
+    if revision is not None and not REVISION_RE.match(revision):
+        raise LynxValueError.of("adapters revision", f"{revision!r} is not a commit, tag or branch name.")
+    return variant, revision
+
+
+def official_adapter_folder(variant: str, revision: Optional[str] = None) -> Path:
+    """Where ``lynx_{variant}/`` of the official repository (at ``revision``) is cached."""
+    root = adapter_cache_dir() if revision is None else adapter_cache_dir() / f"rev-{revision.replace('/', '_')}"
+    return root / f"lynx_{variant}"
+
+
+def missing_official_adapters(spec: str, revision: Optional[str] = None) -> list[tuple[str, str]]:
+    """``[(file, folder)]`` of the official adapter files not cached yet (no network)."""
+    variant, revision = parse_hub(spec, revision)
+    folder = official_adapter_folder(variant, revision)
+    url = f"https://huggingface.co/{OFFICIAL_ADAPTER_REPO}" + (f"/tree/{revision}" if revision else "")
+    return [(f"lynx_{variant}/{name} from {url}", str(folder)) for name in ADAPTER_FILES[variant]
+            if not (folder / name).is_file()]
+
+
+def official_adapter_hub(variant: str) -> HubFolder:
+    """Where ``lynx_{variant}/`` is published (``ByteDance/lynx``, asked on both hubs)."""
     return HubFolder(repos={s: OFFICIAL_ADAPTER_REPO for s in SOURCES}, folder=f"lynx_{variant}",
                      files=ADAPTER_FILES[variant])
 
 
-def adapter_cache_dir() -> Path:
-    """``$LYNX_EXT_HOME/lynx`` (default ``~/.cache/lynx_ext/lynx``): where ``lynx_full/`` and ``lynx_lite/`` go."""
-    return Path(os.environ.get("LYNX_EXT_HOME", Path.home() / ".cache" / "lynx_ext")) / "lynx"
-
-
-def download_official_adapters(variant: str, source: Optional[str] = None,
+def download_official_adapters(variant: str, revision: Optional[str] = None, source: Optional[str] = None,
                                downloader: Optional[Downloader] = None) -> Path:
-    """The local ``lynx_{variant}/`` folder, downloaded from ModelScope or the Hugging Face hub if not cached."""
-    return fetch_folder(f"Official Lynx {variant} adapters", official_adapter_folder(variant), adapter_cache_dir(),
-                        source=source, downloader=downloader,
+    """Return the local ``lynx_{variant}/`` folder (``variant`` may be ``full@REV``), downloading it from
+    ``ByteDance/lynx`` (configured source first) if it is not cached. Offline, the error says which files to place
+    where. A pinned revision is fetched from the Hugging Face hub, where the revisions are published."""
+    variant, revision = parse_hub(variant, revision)
+    folder = official_adapter_folder(variant, revision)
+    return fetch_folder(f"Official Lynx {variant} adapters" + (f" at revision {revision}" if revision else ""),
+                        official_adapter_hub(variant), folder.parent,
+                        source="huggingface" if revision else source, downloader=downloader, revision=revision,
                         alternative=f"Or give the path of that lynx_{variant}/ folder instead of hub:{variant}.")
+
+
+# ---------------------------------------------------------------------------------------------- base-model files
+def diffsynth_model_root() -> Path:
+    """Where DiffSynth keeps downloaded models (``DIFFSYNTH_MODEL_BASE_PATH``, default ``./models``)."""
+    return Path(os.environ.get("DIFFSYNTH_MODEL_BASE_PATH") or "./models").absolute()
+
+
+def base_model_specs(preset: str, model_paths: Sequence[str] = (), model_id_with_origin_paths: Sequence[str] = (),
+                     tokenizer_path: Optional[str] = None) -> tuple[list[str], Optional[str]]:
+    """The ``model_id:pattern`` specs a base model is read from, and the tokenizer's (None when given as a path)."""
+    specs = list(model_id_with_origin_paths)
+    if not specs and not model_paths and preset in BASE_MODELS:
+        specs = list(BASE_MODELS[preset].model_id_with_origin_paths)
+    return specs, None if tokenizer_path else BASE_MODELS["wan2.1-t2v-14b"].tokenizer
+
+
+def _local(spec: str) -> tuple[str, str, Path, list[str]]:
+    model_id, _, pattern = spec.partition(":")
+    if not model_id or not pattern:
+        raise LynxValueError.of("model id", f"{spec!r} must be written model_id:file_pattern, e.g. "
+                                            "Wan-AI/Wan2.1-T2V-14B:Wan2.1_VAE.pth.")
+    folder = diffsynth_model_root() / model_id
+    found = sorted(p for p in glob.glob(str(folder / pattern)) if not Path(p).is_dir() or os.listdir(p))
+    return model_id, pattern, folder, found
+
+
+def missing_model_files(specs: Sequence[str]) -> list[tuple[str, str]]:
+    """``[(pattern, folder)]`` of the specs with no local file (no network)."""
+    out = []
+    for spec in specs:
+        model_id, pattern, folder, found = _local(spec)
+        if not found:
+            out.append((f"{pattern} of {model_id}", str(folder)))
+    return out
+
+
+def locate_model_files(specs: Sequence[str]) -> list[dict]:
+    """DiffSynth `ModelConfig` keywords for each spec: ``path=`` when the files are on disk (nothing is fetched),
+    else ``model_id=`` / ``origin_file_pattern=`` (DiffSynth downloads them). Offline, missing files are an error
+    naming them all."""
+    missing = missing_model_files(specs)
+    if missing:
+        reason = offline_reason(download_source(), skip_switch=True)
+        if reason is not None:
+            raise missing_error(missing, reason)
+    located = []
+    for spec in specs:
+        model_id, pattern, folder, found = _local(spec)
+        if found:
+            located.append({"path": found[0] if len(found) == 1 else found})
+        else:
+            located.append({"model_id": model_id, "origin_file_pattern": pattern})
+    return located
+
+
+def check_downloads(specs: Sequence[str], adapters=None, revision: Optional[str] = None) -> None:
+    """Before anything loads: every base-model file and official adapter file this run needs is on disk or can be
+    downloaded now; otherwise one error names them all."""
+    blocked, reasons = [], []
+    missing = missing_model_files(specs)
+    if missing:
+        reason = offline_reason(download_source(), skip_switch=True)
+        if reason is not None:
+            blocked, reasons = blocked + missing, reasons + [reason]
+    if isinstance(adapters, str) and adapters.startswith("hub:"):
+        missing = missing_official_adapters(adapters, revision)
+        reason = offline_reason("huggingface") if missing else None
+        if reason is not None:
+            blocked, reasons = blocked + missing, reasons + [reason]
+    if blocked:
+        raise missing_error(blocked, "; ".join(dict.fromkeys(reasons)))

@@ -17,8 +17,35 @@ from typing import Callable, Optional
 import torch
 from safetensors.torch import load_file
 
+from ..errors import LynxFormatError, LynxMissingFileError
+
 ATOL = RTOL = 1e-4
 CFG_ATOL = 5e-4
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object file of a fixture folder; malformed JSON is a `LynxFormatError` naming the file and line."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise LynxFormatError(f"{path} is not UTF-8 text; write the fixture's JSON again.") from None
+    except json.JSONDecodeError as err:
+        raise LynxFormatError(f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}). "
+                              "Fix or re-record the file.") from None
+    if not isinstance(data, dict):
+        raise LynxFormatError(f"{path} must hold a JSON object (name: value), got {type(data).__name__}.")
+    return data
+
+
+def check_safetensors(path: Path) -> None:
+    """Refuse a fixture tensor file that is not a complete safetensors file, saying what it is."""
+    from ..adapters.formats.detect import FormatKind, detect_format
+
+    found = detect_format(path)
+    if found.header is None and found.kind is not FormatKind.MISSING:
+        raise LynxFormatError(f"{path} is {found.description}, not a safetensors file of the fixture. Re-record it.")
 
 
 @dataclass
@@ -41,11 +68,16 @@ class ParityCase:
         from ..pipeline.install import install
 
         self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise LynxMissingFileError(f"Parity folder {self.folder} does not exist (or is not a folder).")
         for name in ("transformer.safetensors", "transformer_config.json", "inputs.safetensors", "outputs.safetensors"):
             if not (self.folder / name).is_file():
-                raise FileNotFoundError(f"{self.folder} has no {name}; is this a parity fixture folder?")
-        self.params = json.loads((self.folder / "call_params.json").read_text()) if (
-            self.folder / "call_params.json").is_file() else {}
+                raise LynxMissingFileError(f"{self.folder} has no {name}; is this a parity fixture folder?")
+        for name in ("transformer_config.json", "call_params.json"):
+            read_json(self.folder / name)  # malformed JSON: named with its line before anything loads
+        for name in ("transformer.safetensors", "inputs.safetensors", "outputs.safetensors"):
+            check_safetensors(self.folder / name)
+        self.params = read_json(self.folder / "call_params.json") if (self.folder / "call_params.json").is_file() else {}
         self.dit = load_diffusers_wan(self.folder / "transformer.safetensors", self.folder / "transformer_config.json")
         self.pipe = WanVideoPipeline(device="cpu", torch_dtype=torch.float32)
         self.pipe.dit = self.dit

@@ -7,9 +7,10 @@ from typing import Any, Optional
 import torch
 from PIL import Image
 
+from ..errors import LynxValueError
+from ..validation.models import EmbedderMismatchError, check_embedder_fits
 
-class EmbedderMismatchError(ValueError):
-    """The face embedder's output size does not match the adapters' resampler input."""
+__all__ = ["FaceConditioning", "condition_on_face", "EmbedderMismatchError"]
 
 
 @dataclass(frozen=True)
@@ -38,15 +39,13 @@ def condition_on_face(analyzer, image, adapters) -> FaceConditioning:
     the size the adapters were trained on.
     """
     if analyzer is None:
-        raise ValueError("No face analyzer is loaded: pass face models (CLI: --face-models) or identity embeddings.")
+        raise LynxValueError("No face analyzer is loaded: pass face models (CLI: --face-models) or identity "
+                             "embeddings.")
     analysis = analyzer.analyze(image)
-    want = int(adapters.config.resampler.embedding_dim)
-    got = int(analysis.embedding.shape[0])
-    if got != want:
-        raise EmbedderMismatchError(
-            f"The face embedder '{analysis.embedder}' gives {got}-d embeddings but these adapters take {want}-d "
-            f"({adapters.config.variant}, resampler embedding_dim {want}). Use the embedder the adapters were trained "
-            f"with ({'an ArcFace embedder: facexlib or insightface' if want == 512 else f'a {want}-d embedder'})."
-        )
+    found = getattr(adapters, "source_format", None)
+    label = (f"the adapters {found.path} ({adapters.config.variant})" if found is not None
+             else f"these {adapters.config.variant} adapters")
+    check_embedder_fits(analysis.embedder, int(analysis.embedding.shape[0]),
+                        int(adapters.config.resampler.embedding_dim), label)
     ref = analysis.ref_crop if adapters.config.has_ref else None
     return FaceConditioning(analysis=analysis, id_embeds=torch.as_tensor(analysis.embedding)[None], ref_image=ref)

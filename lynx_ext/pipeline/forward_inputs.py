@@ -6,6 +6,7 @@ from typing import Mapping, Optional, Sequence
 import torch
 
 from ..adapters.forward_inputs import LynxForwardInputs, PackedSegments
+from ..validation.generation import check_blocks_fit
 from .settings import LynxSettings, normalise_blocks, normalise_window
 
 
@@ -57,10 +58,7 @@ def forward_inputs(
     s = settings.updated(id_scale=id_scale, ref_scale=ref_scale)
     chosen = s.blocks if blocks is None else normalise_blocks(blocks)
     window = s.step_window if step_window is None else normalise_window(step_window)
-    if window is not None and not (0.0 <= window[0] <= window[1] <= 1.0):
-        raise ValueError(f"step_window must be (start, end) with 0 <= start <= end <= 1, got {window}.")
-    if chosen and (chosen[0] < 0 or chosen[-1] >= num_blocks):
-        raise ValueError(f"Block selection {list(chosen)} is outside this DiT's blocks 0-{num_blocks - 1}.")
+    check_blocks_fit(chosen, num_blocks)
     if capture is not None and (id_tokens is not None or ref_features is not None):
         raise ValueError("The reference pass (capture) runs with both branches off: pass no tokens or features.")
     return LynxForwardInputs(

@@ -1,15 +1,18 @@
 """`GenerationSettings`: the one type for the options of a Lynx generation (CLI, Python API, batch files,
 training samples, evaluation sweeps). Unset values take the variant's defaults (`lynx_ext.models.presets`);
-unset adapter scales, window and blocks take the pipeline's installed values (`set_scales`)."""
+unset adapter scales, window and blocks take the pipeline's installed values (`set_scales`).
+
+Every value is checked when the settings are made (`lynx_ext.validation.generation`): a zero step count, a NaN
+guidance, a reversed window or a non-numeric seed is a `LynxValueError` naming the option, before any model
+loads."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Optional, Union
 
+from ..errors import LynxValueError
 from ..models.presets import OFFICIAL_NEGATIVE_PROMPT, VariantDefaults
-
-VARIANT_DEFAULT = "default"
-"""``cfg_scale_i`` value meaning "the variant's" (None means two-branch guidance)."""
+from ..validation.generation import VARIANT_DEFAULT, check_setting, parse_setting
 
 
 @dataclass(frozen=True)
@@ -33,17 +36,26 @@ class GenerationSettings:
     negative_prompt: Optional[str] = None
     tiled: bool = True
 
+    def __post_init__(self):
+        for f in fields(self):
+            object.__setattr__(self, f.name, check_setting(f.name, getattr(self, f.name)))
+
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
 
     @classmethod
-    def from_mapping(cls, values: dict, source: str = "settings") -> "GenerationSettings":
-        """Build from a mapping (a batch row, a sweep arm); an unknown key is an error naming it."""
+    def from_mapping(cls, values: dict, source: str = "settings", text: bool = False) -> "GenerationSettings":
+        """Build from a mapping (a batch row, a sweep arm); an unknown key or a bad value is an error naming it
+        and ``source``. ``text``: values may be strings to parse (CSV cells, command-line values)."""
         unknown = sorted(set(values) - set(cls.field_names()))
         if unknown:
-            raise ValueError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(cls.field_names())}.")
-        return cls(**values)
+            raise LynxValueError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: "
+                                 f"{', '.join(cls.field_names())}.")
+        try:
+            return cls(**({k: parse_setting(k, v) for k, v in values.items()} if text else values))
+        except LynxValueError as err:
+            raise err.renamed(f"{source}: {err.field}") from None
 
     def merged(self, other: "GenerationSettings") -> "GenerationSettings":
         """``other``'s set values over these."""

@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 from ..adapters.forward_inputs import LynxForwardInputs
 from ..adapters.handle import AdapterHandle
+from ..errors import LynxCompatibilityError
 from .forward_inputs import forward_inputs
 from .settings import LynxSettings
 
@@ -13,7 +14,7 @@ _ATTR = "_lynx_install"
 MISSING = object()
 
 
-class LynxInstallError(RuntimeError):
+class LynxInstallError(LynxCompatibilityError, RuntimeError):
     """The pipeline cannot take the Lynx extension (or already has it, or does not have it)."""
 
 

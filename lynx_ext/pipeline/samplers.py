@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-SAMPLERS = ("euler", "unipc")
+from ..validation.generation import SAMPLERS  # the one list of sampler names
 
 
 class UniPCFlowScheduler:

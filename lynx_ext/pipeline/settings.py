@@ -1,9 +1,10 @@
 """`LynxSettings`: the installed adapter defaults of a pipeline, the one owner of every call-level ``None``."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Optional, Sequence
+
+from ..validation.generation import check_blocks, check_scale, check_window
 
 _UNSET = object()
 
@@ -24,24 +25,19 @@ class LynxSettings:
     blocks: Optional[tuple[int, ...]] = None
     step_window: Optional[tuple[float, float]] = None
 
-    def __post_init__(self):
+    def __post_init__(self):  # the rules of `lynx_ext.validation.generation` (LynxValueError naming the value)
         for name in ("id_scale", "ref_scale"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}.")
-        if self.step_window is not None:
-            start, end = self.step_window
-            if not (0.0 <= start <= end <= 1.0):
-                raise ValueError(f"step_window must be (start, end) with 0 <= start <= end <= 1 (start == end: never), "
-                                 f"got {self.step_window}.")
+            object.__setattr__(self, name, check_scale(getattr(self, name), name))
+        object.__setattr__(self, "blocks", check_blocks(self.blocks))
+        object.__setattr__(self, "step_window", check_window(self.step_window))
 
     def updated(self, id_scale=None, ref_scale=None, blocks=_UNSET, step_window=_UNSET) -> "LynxSettings":
         """A copy with the given values changed (``None`` scales keep theirs; ``blocks=None`` means all blocks)."""
         changes = {}
         if id_scale is not None:
-            changes["id_scale"] = float(id_scale)
+            changes["id_scale"] = id_scale
         if ref_scale is not None:
-            changes["ref_scale"] = float(ref_scale)
+            changes["ref_scale"] = ref_scale
         if blocks is not _UNSET:
             changes["blocks"] = normalise_blocks(blocks)
         if step_window is not _UNSET:
@@ -50,14 +46,10 @@ class LynxSettings:
 
 
 def normalise_blocks(blocks: Optional[Sequence[int]]) -> Optional[tuple[int, ...]]:
-    if blocks is None:
-        return None
-    return tuple(sorted({int(b) for b in blocks}))  # empty: no block (the adapters are off)
+    """Sorted distinct indices (checked); empty: no block (the adapters are off)."""
+    return check_blocks(blocks)
 
 
 def normalise_window(window: Optional[Sequence[float]]) -> Optional[tuple[float, float]]:
-    if window is None:
-        return None
-    if len(window) != 2:
-        raise ValueError(f"step_window needs two fractions (start, end), got {window!r}.")
-    return float(window[0]), float(window[1])
+    """``(start, end)`` checked: finite fractions with start <= end."""
+    return check_window(window)

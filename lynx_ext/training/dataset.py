@@ -9,12 +9,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import LynxFormatError
+from ..validation.files import check_input_file, resolve_inside
 from .args import AugmentArgs, DropoutArgs, SampleSpec
 from .augment import draw_dropout, jitter_crop, perturb_embedding
 from .packing import latent_tokens
-
-
-
 
 
 def usable_rows(cache: str | Path) -> list[dict]:
@@ -28,7 +27,17 @@ def usable_rows(cache: str | Path) -> list[dict]:
     ok = sorted(read_prepared(cache), key=lambda r: r["row"])
     if not ok:
         raise ValueError(f"{cache}/prepared.jsonl has no usable rows; see bad_rows.jsonl for why.")
+    for row in ok:  # the manifest's files: present, and inside the cache (a path may not lead elsewhere)
+        for key, path in [("embedding", row.get("embedding"))] + [("ref_crops", c) for c in row.get("ref_crops") or []]:
+            if not isinstance(path, str):
+                raise LynxFormatError(f"{cache}/prepared.jsonl: row {row.get('id')} has no {key} path.{REDO}")
+            check_input_file(resolve_inside(path, cache, f"{cache}/prepared.jsonl: row {row.get('id')}'s {key}",
+                                            REDO.strip()), f"Cached {key} of row {row.get('id')}")
     return ok
+
+
+REDO = (" Prepare the dataset again: `diffsynth-ext prepare ... --overwrite`, or delete the row's line from "
+        "prepared.jsonl and run the same prepare command to redo only it.")
 
 
 def nearest_bucket(width: int, height: int, buckets) -> tuple[int, int]:
@@ -133,6 +142,10 @@ class LynxTrainingDataset(torch.utils.data.Dataset):
         return np.random.default_rng([self.seed, self.epoch, index])
 
     def __getitem__(self, index: int) -> dict:
+        from ..conditioners import LynxInputError, load_image
+        from ..conditioners.media import load_frames
+        from ..validation.files import load_cached_array
+
         row = self.rows[index]
         rng = self.rng(index)
         h, w = self.size_of(row)
@@ -151,10 +164,14 @@ class LynxTrainingDataset(torch.utils.data.Dataset):
         others = [j for j in self.by_identity.get(str(row.get("identity")), []) if j != index]
         if others and rng.random() < self.augment.cross_sample_identity:
             source = self.rows[int(rng.choice(others))]
-        embeds = np.load(self.cache / source["embedding"]).astype(np.float32)
+        embeds = load_cached_array(self.cache / source["embedding"], f"Cached embedding of row {source['id']}",
+                                   rows=len(source["ref_crops"]), todo=REDO.strip()).astype(np.float32)
         k = int(rng.integers(0, embeds.shape[0]))
         embedding = perturb_embedding(embeds[k], rng, self.augment.embed_noise)
-        crop = Image.open(self.cache / source["ref_crops"][k]).convert("RGB")
+        try:
+            crop = load_image(self.cache / source["ref_crops"][k])
+        except LynxInputError as err:
+            raise LynxFormatError(f"Cached reference crop of row {source['id']}: {err}{REDO}") from None
         crop = jitter_crop(crop, rng, self.augment)
         if crop.size != (self.spec.ref_size, self.spec.ref_size):
             crop = crop.resize((self.spec.ref_size, self.spec.ref_size), Image.BICUBIC)

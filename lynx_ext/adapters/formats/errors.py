@@ -5,10 +5,12 @@ from typing import Callable, Mapping
 
 import torch
 
+from ...errors import LynxFormatError
+
 KeyNamer = Callable[[str], str]
 
 
-class LynxCheckpointError(ValueError):
+class LynxCheckpointError(LynxFormatError):
     """Adapter weights that cannot be used: not adapter weights, damaged, or not fitting the adapters or DiT."""
 
 

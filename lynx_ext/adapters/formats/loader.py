@@ -13,6 +13,7 @@ from ..config import LynxAdapterConfig, Variant
 from ..lynx_adapters import LynxAdapters
 from .comfyui import read_comfyui, save_comfyui
 from .detect import FormatKind, detect_format, not_adapters_error
+from ...errors import LynxMissingFileError
 from .errors import LynxCheckpointError
 from .layout import check_variant
 from .official import (
@@ -67,7 +68,7 @@ def read_adapters(
         source = download_official_adapters(str(source).split(":", 1)[1])
     found = detect_format(source)
     if found.kind is FormatKind.MISSING:
-        raise FileNotFoundError(
+        raise LynxMissingFileError(
             f"Adapter weights not found at {found.path}. Pass a lynx-ext .safetensors file, an official lynx_full/ "
             "or lynx_lite/ folder, ComfyUI Lynx files (their folder), or hub:full / hub:lite to download the "
             "official weights."

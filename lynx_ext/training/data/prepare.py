@@ -171,8 +171,17 @@ def prepare_dataset(
 
 
 def read_prepared(output_dir: str | os.PathLike, status: Optional[str] = "ok") -> list[dict]:
-    """The records of a prepared cache (only those with ``status``; None = all), in file order."""
-    records = _load_done(Path(output_dir), notes=[], repair=False).values()
+    """The records of a prepared cache (only those with ``status``; None = all), in file order.
+
+    Raises:
+        DatasetError: ``output_dir`` is not a prepared cache (no such folder, or no prepared.jsonl in it).
+    """
+    folder = Path(output_dir)
+    if not (folder / PREPARED_NAME).is_file():
+        where = "does not exist" if not folder.exists() else f"has no {PREPARED_NAME}"
+        raise DatasetError(f"{folder} {where}: it is not a prepared dataset. Run `diffsynth-ext prepare --extension "
+                           f"lynx --dataset DIR --output {folder}` first, or pass the folder it wrote.")
+    records = _load_done(folder, notes=[], repair=False).values()
     return [r for r in records if status is None or r.get("status") == status]
 
 
@@ -395,7 +404,9 @@ def _changed(row: MetadataRow, rec: dict[str, Any]) -> bool:
 
 def _default_device(device: Optional[str], embedder: str, detector: str) -> str:
     if device:
-        return str(device)
+        from ...validation.device import check_device
+
+        return check_device(device)  # a device that is not on this machine is an error, never a fallback
     if embedder == "dlib" and detector == "dlib":
         return "cpu"  # dlib runs on the CPU; skip importing torch
     try:
