@@ -131,7 +131,8 @@ def main():
     ap.add_argument("--sage-path", default=None, help="folder holding the sageattention package (added to sys.path "
                     "after DiffSynth is imported, so the host's own attention choice stays unchanged)")
     ap.add_argument("--attention", default="cudnn", help="the attention kernel of the combined configurations")
-    ap.add_argument("--skip", nargs="*", default=[], help="sections to leave out: backends fast lite compile cache sage")
+    ap.add_argument("--skip", nargs="*", default=[],
+                    help="sections to leave out: backends fast lite compile cache sage")
     args = ap.parse_args()
     from diffsynth.pipelines.wan_video import WanVideoPipeline
 
@@ -243,7 +244,7 @@ def main():
         t = time.perf_counter()
         try:
             compile_dit(pipe)
-            first = fwd(opts(A, True))
+            fwd(opts(A, True))
             sync()
             b.info["compile_first_forward_s"] = time.perf_counter() - t
             b.row(f"compiled: forward, {A} + fuse", lambda: fwd(opts(A, True)), ref=exact, warmup=0)
@@ -258,7 +259,6 @@ def main():
                   warmup=0)
             b.row(f"compiled: guided step, {A} + fuse + fp8", lambda: fwd(opts(A, True, True), True),
                   forwards=3, repeat=1, warmup=0, need=15)
-            del first
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             b.info["compile_error"] = f"{type(exc).__name__}: {exc}"[:600]

@@ -83,9 +83,17 @@ def test_fp8_weights_follow_parameter_changes():
 # ----------------------------------------------------------------------------------------------- exact path
 def test_exact_path_options_match_the_unoptimised_path(tiny_pipe):
     install(tiny_pipe, random_adapters(tiny_pipe.dit))
+    module_calls = []
+    for block in tiny_pipe.dit.blocks:
+        for layer in (block.self_attn.q, block.self_attn.v):
+            layer.register_forward_hook(lambda *a: module_calls.append(1))
     base = lynx_call(tiny_pipe)
+    assert module_calls
+    module_calls.clear()
     fused = lynx_call(tiny_pipe, FastOptions(ComputeOptions(fuse_projections=True)))
-    assert 0 < rel(fused, base) < 1e-5  # the fused path ran (float32 RoPE differs in the last bits) and agrees
+    # only the two reference passes (which run exact) called the modules: every denoising q/v was fused
+    assert len(module_calls) == 2 * 2 * len(tiny_pipe.dit.blocks)
+    assert rel(fused, base) < 1e-5
     math = lynx_call(tiny_pipe, FastOptions(ComputeOptions(attention="math", fuse_projections=True)))
     assert rel(math, base) < 1e-5
 
@@ -208,3 +216,32 @@ def test_distillation_lora_four_steps_without_guidance(tiny_pipe):
     fused = lynx_call(tiny_pipe, FastOptions(ComputeOptions(fuse_projections=True)), **kw)
     assert rel(after, before) > 1e-3  # the LoRA acts
     assert rel(fused, after) < 1e-5  # the fused projections read the LoRA-fused weights
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def test_cli_fast_modes_end_to_end(tmp_path, monkeypatch, capsys):
+    import json
+
+    from PIL import Image
+    from skimage import data
+
+    from lynx_ext.cli.generate import main as generate
+
+    monkeypatch.setenv("LYNX_EXT_HOME", str(tmp_path / "home"))
+    face = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(face)
+    common = ["--image", str(face), "--prompt", "an astronaut smiling", "--preset", "tiny", "--num-inference-steps",
+              "4", "--num-frames", "5", "--height", "64", "--width", "64", "--quiet", "--no-face-similarity"]
+    out = tmp_path / "fast.mp4"
+    rc = generate([*common, "--output", str(out), "--fuse-projections", "--attention", "math",
+                   "--guidance-reuse", "both", "--step-cache", "1e9"])
+    assert rc == 0, capsys.readouterr()
+    report = json.loads((tmp_path / "fast_report.json").read_text())
+    assert report["settings"]["guidance_reuse"] == "both" and report["settings"]["fuse_projections"] is True
+    assert report["speed"]["guidance_reused"] == 2 * 2  # steps 1 and 3, uncond and identity
+    assert report["speed"]["step_cache"]["cond"] == {"computed": 2, "skipped": 2}
+    capsys.readouterr()
+    rc = generate([*common, "--output", str(tmp_path / "bad.mp4"), "--attention", "cudnn"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "needs a CUDA device" in err[0]
+    assert not (tmp_path / "bad.mp4").exists()

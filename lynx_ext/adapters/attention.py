@@ -104,16 +104,19 @@ def _add_branch(out: torch.Tensor, scale: float, branch: torch.Tensor) -> torch.
 
 
 def _self_qkv(self, x: torch.Tensor, freqs: torch.Tensor, options: ComputeOptions, compiled: bool):
-    """q (normed), RoPE'd q and k, and v of the host self-attention: the host's ops on the exact path, else one
-    fused/float8 projection and the (compiled) float32 norm+RoPE kernel."""
-    if not (options.own_projections or compiled):
-        q = self.norm_q(self.q(x))
-        k = self.norm_k(self.k(x))
-        return q, rope_apply(q, freqs, self.num_heads), rope_apply(k, freqs, self.num_heads), self.v(x)
-    q, k, v = project(x, (self.q, self.k, self.v), options, fp8=True, compiled=compiled)
+    """q (normed), RoPE'd q and k, and v of the host self-attention. Projections: the host's modules, or one
+    fused/float8 matmul; norms and RoPE: the host's ops, or (compiled) one fused float32 kernel. In eager mode the
+    host's float64 RoPE is kept: written out in float32 it needs more kernels and was measured slower."""
+    if options.own_projections:
+        q, k, v = project(x, (self.q, self.k, self.v), options, fp8=True, compiled=compiled)
+    else:
+        q, k, v = self.q(x), self.k(x), self.v(x)
+    if not compiled:
+        q, k = self.norm_q(q), self.norm_k(k)
+        return q, rope_apply(q, freqs, self.num_heads), rope_apply(k, freqs, self.num_heads), v
     torch_norm = bool(getattr(self.norm_q, "use_torch_norm", False))
     q, q_rope, k_rope = kernel("normed_rope", compiled)(q, k, self.norm_q.weight, self.norm_k.weight, self.norm_q.eps,
-                                              torch_norm, rope_table(freqs), self.num_heads)
+                                                        torch_norm, rope_table(freqs), self.num_heads)
     return q, q_rope, k_rope, v
 
 
@@ -163,7 +166,7 @@ def id_cross_attention_forward(self, x: torch.Tensor, y: torch.Tensor, *, handle
         q = self.norm_q(self.q(x))
         k = self.norm_k(self.k(ctx))
         v = self.v(ctx)
-    else:
+    else:  # (the norms through the kernel: compiled, or the host's arithmetic written out)
         q = rms_norm(self.norm_q, project(x, (self.q,), options, fp8=True, compiled=compiled)[0], compiled)
         k, v = project(ctx, (self.k, self.v), options)
         k = rms_norm(self.norm_k, k, compiled)

@@ -4,13 +4,17 @@
 leaks into the next forward or another thread). The default, `EXACT`, is the host's own computation. The
 options change *how* the same function is computed:
 
-- ``attention``: which kernel runs every attention of the DiT — ``auto`` (the host's choice), ``flash`` /
-  ``cudnn`` / ``efficient`` / ``math`` (PyTorch SDPA restricted to that backend) or ``sage`` (SageAttention's
-  8-bit QK kernel, a fast mode: not exact).
+- ``attention``: which kernel runs the attentions of the DiT — ``auto`` (the host's choice), ``flash`` /
+  ``cudnn`` / ``efficient`` / ``math`` (PyTorch SDPA trying that backend first, the others only for shapes it
+  cannot run) or ``sage`` (SageAttention's 8-bit QK kernel for the blocks' own attentions, a fast mode: not
+  exact).
 - ``fuse_projections``: the self-attention's q/k/v as one matmul over the three weights concatenated per forward
   (the parameters stay where they are: LoRA fusing, VRAM maps and state dicts see the host's layers), the text
-  k/v and each adapter's k/v pairs likewise, and RoPE in float32 real arithmetic instead of the host's float64
-  complex one (equal after the cast back to bf16 up to rounding).
+  k/v and each adapter's k/v pairs likewise.
+
+Compiled pipelines (`lynx_ext.pipeline.speed.compile_dit`) also compute the norms and RoPE through the compiled
+`kernel`s: RoPE in float32 real arithmetic instead of the host's float64 complex one (equal after the cast back
+to bf16 up to rounding).
 - ``fp8``: the DiT's large linear layers (self-attention q/k/v/o, cross-attention q/o, FFN) in float8 e4m3 with
   per-row scales (`torch._scaled_mm` on CUDA): a fast mode, not exact.
 """
@@ -59,20 +63,34 @@ def current_options() -> ComputeOptions:
 
 @contextlib.contextmanager
 def compute_options(options: ComputeOptions) -> Iterator[None]:
-    """Run the enclosed DiT forwards with ``options`` (PyTorch SDPA restricted to the chosen backend)."""
+    """Run the enclosed DiT forwards with ``options`` (PyTorch SDPA trying the chosen backend first)."""
     token = _CURRENT.set(options)
     try:
         if options.attention in SDPA_BACKENDS:
-            from torch.nn.attention import SDPBackend, sdpa_kernel
+            from torch.nn.attention import SDPBackend
 
             backend = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
                        "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}[options.attention]
-            with sdpa_kernel([backend]):
+            with _sdpa_preferring(backend):
                 yield
         else:
             yield
     finally:
         _CURRENT.reset(token)
+
+
+def _sdpa_preferring(backend):
+    """SDPA with ``backend`` tried first; the others stay as fallbacks for shapes it cannot run (PyTorch without
+    backend priorities: ``backend`` alone)."""
+    import inspect
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if "set_priority" not in inspect.signature(sdpa_kernel).parameters:
+        return sdpa_kernel([backend])
+    order = [backend] + [b for b in (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION,
+                                     SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH) if b != backend]
+    return sdpa_kernel(order, set_priority=True)
 
 
 def check_available(options: ComputeOptions, device: torch.device) -> None:
