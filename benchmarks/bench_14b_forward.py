@@ -149,10 +149,10 @@ def main():
     with torch.no_grad():
         tokens, tokens0 = lynx.encode_identity(emb), lynx.encode_identity(torch.zeros_like(emb))
         ref_lat = torch.randn(1, 16, 1, 32, 32, generator=g, device=dev).to(dt)
-        inner = pipe._lynx_install.inner_model_fn
-        ref_s = timed(lambda: capture_reference_features(dit, lynx, ref_lat, ctx, inner), args.repeat)
-        feats = capture_reference_features(dit, lynx, ref_lat, ctx, inner) if args.variant == "full" else None
-        feats0 = capture_reference_features(dit, lynx, ref_lat * 0, ctx, inner) if args.variant == "full" else None
+        ref_s = timed(lambda: capture_reference_features(pipe, ref_lat, ctx), args.repeat) if args.variant == "full" \
+            else None
+        feats = capture_reference_features(pipe, ref_lat, ctx) if args.variant == "full" else None
+        feats0 = capture_reference_features(pipe, ref_lat * 0, ctx) if args.variant == "full" else None
         res["ref_pass_s"] = ref_s
 
         def fwd(**kw):

@@ -8,6 +8,9 @@ softmax attention before ``o``, reading the current `LynxForwardInputs` from the
 - ID branch (cross-attention): ``id_scale * Attn(norm_q(q), key_norm(to_k_ip(T)), to_v_ip(T))`` over the
   identity tokens ``T`` (the block's register tokens appended), no RoPE. The key norm is the block's own
   ``norm_k`` (full) or a parameter-free RMSNorm with eps 1e-5 (lite).
+
+How they compute (attention kernel, fused or float8 projections, compiled norm+RoPE) follows the current
+`compute.ComputeOptions`; the default is the host's own code path.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from typing import Optional
 import torch
 from diffsynth.models.wan_video_dit import flash_attention, rope_apply
 
+from .compute import ComputeOptions, attend, current_options, kernel, project, rms_norm, rope_table
 from .handle import AdapterHandle
 
 LITE_KEY_NORM_EPS = 1e-5
@@ -91,41 +95,83 @@ def _branch(q, k, v, num_heads, segments, kv_lens):
     return segment_attention(q, k.to(v.dtype), v, num_heads, segments.video_lens, kv_lens)
 
 
-def ref_self_attention_forward(self, x: torch.Tensor, freqs: torch.Tensor, *, handle: AdapterHandle, block: int):
+def _add_branch(out: torch.Tensor, scale: float, branch: torch.Tensor) -> torch.Tensor:
+    """``out + scale * branch``; one in-place pass when no gradient is recorded."""
+    branch = branch.to(out.dtype)
+    if torch.is_grad_enabled():
+        return out + scale * branch
+    return out.add_(branch, alpha=scale)
+
+
+def _self_qkv(self, x: torch.Tensor, freqs: torch.Tensor, options: ComputeOptions, compiled: bool):
+    """q (normed), RoPE'd q and k, and v of the host self-attention. Projections: the host's modules, or one
+    fused/float8 matmul; norms and RoPE: the host's ops, or (compiled) one fused float32 kernel. In eager mode the
+    host's float64 RoPE is kept: written out in float32 it needs more kernels and was measured slower."""
+    if options.own_projections:
+        q, k, v = project(x, (self.q, self.k, self.v), options, fp8=True, compiled=compiled)
+    else:
+        q, k, v = self.q(x), self.k(x), self.v(x)
+    if not compiled:
+        q, k = self.norm_q(q), self.norm_k(k)
+        return q, rope_apply(q, freqs, self.num_heads), rope_apply(k, freqs, self.num_heads), v
+    torch_norm = bool(getattr(self.norm_q, "use_torch_norm", False))
+    q, q_rope, k_rope = kernel("normed_rope", compiled)(q, k, self.norm_q.weight, self.norm_k.weight, self.norm_q.eps,
+                                                        torch_norm, rope_table(freqs), self.num_heads)
+    return q, q_rope, k_rope, v
+
+
+def _out(self, out: torch.Tensor, options: ComputeOptions, compiled: bool) -> torch.Tensor:
+    if not options.own_projections:
+        return self.o(out)
+    return project(out, (self.o,), options, fp8=True, compiled=compiled)[0]
+
+
+def _attend(self, q, k, v, options: ComputeOptions) -> torch.Tensor:
+    """The block's own attention: the host's module, or SageAttention when asked for."""
+    return attend(q, k, v, self.num_heads) if options.attention == "sage" else self.attn(q, k, v)
+
+
+def ref_self_attention_forward(self, x: torch.Tensor, freqs: torch.Tensor, *, handle: AdapterHandle, block: int,
+                               compiled: bool = False):
+    """``compiled``: set by `lynx_ext.pipeline.speed.compile_dit` (use the compiled kernels)."""
     inputs = handle.inputs
     if inputs.capture is not None:
         inputs.capture[block] = x
     seg = inputs.segments
-    q = self.norm_q(self.q(x))
-    k = self.norm_k(self.k(x))
-    v = self.v(x)
-    q_rope = rope_apply(q, freqs, self.num_heads)
-    k_rope = rope_apply(k, freqs, self.num_heads)
+    options = current_options()
+    q, q_rope, k_rope, v = _self_qkv(self, x, freqs, options, compiled)
     if seg is None:
-        out = self.attn(q_rope, k_rope, v)
+        out = _attend(self, q_rope, k_rope, v, options)
     else:
         out = segment_attention(q_rope, k_rope, v, self.num_heads, seg.video_lens, seg.video_lens)
     layer = handle.adapters.ref_layers[str(block)] if str(block) in handle.adapters.ref_layers else None
     if layer is not None and inputs.ref_features is not None and inputs.ref_scale != 0 and inputs.block_active(block):
         feat = inputs.ref_features[block].to(dtype=branch_dtype(layer.to_k_ref, x), device=x.device)
-        ref_k = self.norm_k(layer.to_k_ref(feat))
-        ref_v = layer.to_v_ref(feat)
-        out = out + inputs.ref_scale * _branch(q, ref_k, ref_v, self.num_heads, seg, inputs.ref_lens).to(out.dtype)
-    return self.o(out)
+        ref_k, ref_v = project(feat, (layer.to_k_ref, layer.to_v_ref), options)
+        ref_k = self.norm_k(ref_k)
+        out = _add_branch(out, inputs.ref_scale, _branch(q, ref_k, ref_v, self.num_heads, seg, inputs.ref_lens))
+    return _out(self, out, options, compiled)
 
 
-def id_cross_attention_forward(self, x: torch.Tensor, y: torch.Tensor, *, handle: AdapterHandle, block: int):
+def id_cross_attention_forward(self, x: torch.Tensor, y: torch.Tensor, *, handle: AdapterHandle, block: int,
+                               compiled: bool = False):
     inputs = handle.inputs
     seg = inputs.segments
+    options = current_options()
     if self.has_image_input:
         img, ctx = y[:, :257], y[:, 257:]
     else:
         ctx = y
-    q = self.norm_q(self.q(x))
-    k = self.norm_k(self.k(ctx))
-    v = self.v(ctx)
+    if not (options.own_projections or compiled):
+        q = self.norm_q(self.q(x))
+        k = self.norm_k(self.k(ctx))
+        v = self.v(ctx)
+    else:  # (the norms through the kernel: compiled, or the host's arithmetic written out)
+        q = rms_norm(self.norm_q, project(x, (self.q,), options, fp8=True, compiled=compiled)[0], compiled)
+        k, v = project(ctx, (self.k, self.v), options)
+        k = rms_norm(self.norm_k, k, compiled)
     if seg is None:
-        out = self.attn(q, k, v)
+        out = _attend(self, q, k, v, options)
     else:
         out = segment_attention(q, k, v, self.num_heads, seg.video_lens, seg.text_lens)
     if self.has_image_input:
@@ -138,8 +184,7 @@ def id_cross_attention_forward(self, x: torch.Tensor, y: torch.Tensor, *, handle
     if layer is not None and inputs.id_tokens is not None and scale != 0 and inputs.block_active(block):
         tokens = inputs.id_tokens.to(dtype=branch_dtype(layer.to_k_ip, x), device=x.device)
         tokens, lens = layer.tokens_with_registers(tokens, inputs.id_lens)
-        id_k = layer.to_k_ip(tokens)
+        id_k, id_v = project(tokens, (layer.to_k_ip, layer.to_v_ip), options)
         id_k = self.norm_k(id_k) if adapters.config.id_key_norm == "shared" else parameter_free_rms_norm(id_k)
-        id_v = layer.to_v_ip(tokens)
-        out = out + scale * _branch(q, id_k, id_v, self.num_heads, seg, lens).to(out.dtype)
-    return self.o(out)
+        out = _add_branch(out, scale, _branch(q, id_k, id_v, self.num_heads, seg, lens))
+    return _out(self, out, options, compiled)

@@ -61,15 +61,20 @@ def load_generator(args, **overrides):
     if args.preset == "tiny":
         from ..inference.tiny_preset import tiny_generator
 
-        return tiny_generator(variant=args.variant, loras=args.lora, face_models=args.face_models,
-                              embedder=args.embedder, detector=args.detector, adapters=args.adapters)
+        gen = tiny_generator(variant=args.variant, loras=args.lora, face_models=args.face_models,
+                             embedder=args.embedder, detector=args.detector, adapters=args.adapters)
+        if getattr(args, "compile", False):
+            from ..pipeline.speed import compile_dit
+
+            compile_dit(gen.pipe)
+        return gen
     id_paths = args.model_id_with_origin_paths.split(",") if args.model_id_with_origin_paths else None
     return LynxGenerator.from_pretrained(
         variant=args.variant, base=args.preset, adapters=args.adapters, model_paths=args.model_paths,
         model_id_with_origin_paths=id_paths, tokenizer_path=args.tokenizer_path, face_models=args.face_models,
         embedder=args.embedder, detector=args.detector, loras=args.lora, device=args.device, dtype=args.dtype,
         vram_limit=args.vram_limit, offload=args.offload, fp8=args.fp8,
-        adapters_revision=getattr(args, "adapters_revision", None))
+        adapters_revision=getattr(args, "adapters_revision", None), compile=getattr(args, "compile", False))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,9 +111,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_alias_flag(g, "--sigma-shift", type=float, default=None, help="flow shift (default 3.0)")
     add_alias_flag(g, "--no-tiled", action="store_true", help="decode without VAE tiling")
     add_alias_flag(g, "--no-face-similarity", action="store_true", help="skip per-frame face similarity")
+    add_speed_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar, no DiffSynth loader messages")
     add_version_flag(p)
     return p
+
+
+def add_speed_args(p: argparse.ArgumentParser) -> None:
+    """Speed options (docs/speed.md): the exact path's, then the fast modes (not exact)."""
+    from ..adapters.compute import ATTENTION_KERNELS
+    from ..pipeline.fast_modes import GUIDANCE_REUSE
+
+    sp = p.add_argument_group("speed (docs/speed.md)")
+    sp.add_argument("--compile", action="store_true", help="regional torch.compile of the DiT blocks (exact)")
+    sp.add_argument("--attention", choices=ATTENTION_KERNELS, default=None,
+                    help="attention kernel: auto (default), flash/cudnn/efficient/math (exact), sage (8-bit, fast)")
+    sp.add_argument("--fuse-projections", action="store_true", help="fused q/k/v and adapter k/v matmuls (exact)")
+    sp.add_argument("--fp8-compute", action="store_true", help="float8 matmuls in the DiT's linear layers (fast)")
+    sp.add_argument("--step-cache", type=float, default=None, metavar="THRESHOLD",
+                    help="skip a step's blocks while the accumulated timestep change < THRESHOLD (fast; ~0.1-0.3)")
+    sp.add_argument("--guidance-reuse", choices=GUIDANCE_REUSE, default=None,
+                    help="reuse this guidance branch every other step (fast)")
 
 
 def load_jobs(args) -> list[dict]:
@@ -181,7 +204,9 @@ def cli_settings(args):
             id_scale=args.id_scale, ref_scale=args.ref_scale,
             step_window=None if args.step_window is None else tuple(args.step_window),
             blocks=None if args.blocks is None else parse_setting("blocks", args.blocks), sampler=args.sampler,
-            sigma_shift=args.sigma_shift, negative_prompt=args.negative_prompt, tiled=not args.no_tiled)
+            sigma_shift=args.sigma_shift, negative_prompt=args.negative_prompt, tiled=not args.no_tiled,
+            attention=args.attention, fuse_projections=args.fuse_projections, fp8_compute=args.fp8_compute,
+            step_cache=args.step_cache, guidance_reuse=args.guidance_reuse)
     except LynxValueError as err:
         raise err.renamed(flag_of(err.field)) from None
 

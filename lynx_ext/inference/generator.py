@@ -158,6 +158,7 @@ class LynxGenerator:
         offload: bool = False,
         fp8: bool = False,
         adapters_revision: Optional[str] = None,
+        compile: bool = False,
     ) -> "LynxGenerator":
         """Load Wan2.1 through DiffSynth's `ModelConfig`s (local paths, or model ids downloaded when online),
         the Lynx adapters (our file, an official folder, or ``hub:full``/``hub:lite``, pinned to a repository
@@ -165,7 +166,8 @@ class LynxGenerator:
 
         Every option is checked before anything loads (`lynx_ext.validation.generator_options`): a device that
         is not there, a missing or foreign file, adapters that do not fit the base model or the embedder, and
-        (offline) model files that would need a download are errors naming what to do.
+        (offline) model files that would need a download are errors naming what to do. ``compile``: regional
+        ``torch.compile`` of the DiT blocks (`lynx_ext.pipeline.speed.compile_dit`).
         """
         from ..conditioners import FaceAnalyzer
         from ..models.build import build_wan_pipe
@@ -191,6 +193,10 @@ class LynxGenerator:
         gen = cls.assemble(built.pipe, variant, adapters, loras, face, built.files, preset=base)
         if built.vram:
             enable_adapter_vram_management(built.pipe, offload_dtype=built.vram["offload_dtype"], vram_limit=vram_limit)
+        if compile:
+            from ..pipeline.speed import compile_dit
+
+            compile_dit(built.pipe)
         gen.load_seconds = time.perf_counter() - t0
         return gen
 
@@ -279,7 +285,7 @@ class LynxGenerator:
             "negative_prompt": opts.pop("negative_prompt"), "settings": opts, "face": face.analysis.report(),
             "models": {"files": [file_fingerprint(f) for f in self.model_files if Path(f).is_file()],
                        "adapters": self.adapter_source, "loras": [asdict(sp) for sp in self.loras]},
-            "timings": times, "memory": peak_memory(), "machine": machine_info(self.pipe), "notes": list(self.notes),
+            "timings": times, "speed": getattr(self.pipe, "lynx_fast_stats", None), "memory": peak_memory(), "machine": machine_info(self.pipe), "notes": list(self.notes),
         }
         if face_similarity:
             t3 = time.perf_counter()

@@ -35,6 +35,12 @@ class GenerationSettings:
     sigma_shift: Optional[float] = None
     negative_prompt: Optional[str] = None
     tiled: bool = True
+    # speed (docs/speed.md): exact-path options, then the fast modes
+    attention: Optional[str] = None
+    fuse_projections: bool = False
+    fp8_compute: bool = False
+    step_cache: Optional[float] = None
+    guidance_reuse: Optional[str] = None
 
     def __post_init__(self):
         for f in fields(self):
@@ -85,7 +91,18 @@ class GenerationSettings:
             lynx_id_scale=self.id_scale, lynx_ref_scale=self.ref_scale,
             lynx_step_window=None if self.step_window is None else list(self.step_window),
             lynx_blocks=None if self.blocks is None else list(self.blocks),
+            lynx_fast=self.fast_options(),
         )
+
+    def fast_options(self):
+        """The speed fields as the pipeline's `FastOptions` (a clear error for an unknown kernel or mode)."""
+        from ..adapters.compute import ComputeOptions
+        from .fast_modes import FastOptions
+
+        compute = ComputeOptions(attention=self.attention or "auto", fuse_projections=bool(self.fuse_projections),
+                                 fp8=bool(self.fp8_compute))
+        return FastOptions(compute=compute, step_cache=None if self.step_cache is None else float(self.step_cache),
+                           guidance_reuse=self.guidance_reuse)
 
     def to_dict(self) -> dict:
         return asdict(self)

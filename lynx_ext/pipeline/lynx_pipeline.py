@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from .fast_modes import start_run
 from .units import DEFAULT_REF_PROMPT
 
 _CLASSES: dict[type, type] = {}
@@ -37,6 +38,7 @@ class LynxPipelineMixin:
         cfg_scale: float = 5.0,
         cfg_scale_i: Optional[float] = None,
         sampler: Optional[str] = None,
+        lynx_fast=None,
         **kwargs,
     ):
         """Generate a video. Host arguments (``height``, ``num_frames``, ``seed``, ...) pass through unchanged.
@@ -46,12 +48,15 @@ class LynxPipelineMixin:
         ``lynx_ref_latents`` or ``lynx_ref_features`` (full only); scales; ``lynx_step_window=(start, end)``
         fractions of the steps where the adapters act; ``lynx_blocks`` block selection; ``cfg_scale`` (g) and
         ``cfg_scale_i`` (gi, full three-branch guidance); ``sampler`` ``"euler"`` (DiffSynth) or ``"unipc"``
-        (the official sampler).
+        (the official sampler); ``lynx_fast`` a `FastOptions` (attention kernel, fused/float8 projections, step
+        caching, guidance-branch reuse; default: the exact path).
         """
         lynx_inputs = (lynx_id_image, lynx_id_embeds, lynx_id_tokens, lynx_ref_image, lynx_ref_latents,
                        lynx_ref_features)
         with self._lynx_sampler(sampler):
             if all(x is None for x in lynx_inputs):
+                if lynx_fast is not None and not lynx_fast.is_default:
+                    raise ValueError("Fast modes (lynx_fast) act on Lynx generations; give a face or Lynx inputs.")
                 return super().__call__(prompt=prompt, negative_prompt=negative_prompt, cfg_scale=cfg_scale, **kwargs)
             if kwargs.get("cfg_merge"):
                 raise ValueError("cfg_merge is not supported with Lynx inputs; Lynx runs its own guidance branches.")
@@ -67,11 +72,14 @@ class LynxPipelineMixin:
                 "lynx_step_window": lynx_step_window, "lynx_blocks": lynx_blocks,
                 "lynx_cfg_scale": float(cfg_scale), "lynx_cfg_scale_i": cfg_scale_i,
                 "lynx_negative_prompt": negative_prompt,
+                "lynx_fast": start_run(lynx_fast, self.device, self.torch_dtype),
             }
+            run = self._lynx_call["lynx_fast"]
             try:
                 return super().__call__(prompt=prompt, negative_prompt=negative_prompt, cfg_scale=1.0, **kwargs)
             finally:
                 self._lynx_call = None
+                self.lynx_fast_stats = None if run is None else run.stats()
 
     def _lynx_sampler(self, sampler: Optional[str]):
         from .samplers import use_sampler

@@ -87,6 +87,9 @@ def _cfg_scale_i(value, field):
     return check_guidance(value, field)
 
 
+GUIDANCE_REUSE = ("uncond", "identity", "both")  # which guidance branch a step may reuse from the previous one
+MAX_STEP_CACHE = 10.0
+
 RULES: dict[str, Callable[[Any, str], Any]] = {
     "seed": _optional(check_seed),
     "num_frames": _optional(lambda v, f: check_int(v, f, 1, MAX_FRAMES, todo="Frames are of the form 4n+1 "
@@ -105,7 +108,19 @@ RULES: dict[str, Callable[[Any, str], Any]] = {
     "sigma_shift": _optional(lambda v, f: check_float(v, f, 1e-3, MAX_SHIFT, todo="The official value is 3.")),
     "negative_prompt": _optional(lambda v, f: check_text(v, f, allow_empty=True)),
     "tiled": check_bool,
+    "attention": _optional(lambda v, f: check_choice(v, f, _attention_kernels())),
+    "fuse_projections": check_bool,
+    "fp8_compute": check_bool,
+    "step_cache": _optional(lambda v, f: check_float(v, f, 0.0, MAX_STEP_CACHE,
+                                                     todo="A relative-change threshold; 0.1-1 is typical.")),
+    "guidance_reuse": _optional(lambda v, f: check_choice(v, f, GUIDANCE_REUSE)),
 }
+
+
+def _attention_kernels() -> tuple[str, ...]:
+    from ..adapters.compute import ATTENTION_KERNELS
+
+    return ATTENTION_KERNELS
 
 
 def check_setting(field: str, value: Any) -> Any:
