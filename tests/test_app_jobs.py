@@ -64,7 +64,7 @@ def fast(**values) -> JobSettings:
     (dict(prompt="   "), ["prompt is empty"]),
     (dict(sampler="ddim"), ["Sampler", "unipc, euler", "ddim"]),
     (dict(blocks="0-x"), ["Blocks", "'0-x'", "0-19"]),
-    (dict(blocks="5-2"), ["Blocks", "selects no block"]),
+    (dict(blocks="5-2"), ["Blocks", "reversed", "2-5"]),
 ])
 def test_bad_settings_are_refused_naming_the_control(values, words):
     with pytest.raises(LynxInputError) as err:
@@ -239,11 +239,13 @@ def test_model_changes_reload_and_a_failed_load_keeps_the_app_working(runner, as
     with pytest.raises(LynxInputError, match="broken.safetensors is not a readable .safetensors file"):
         runner.run(str(astronaut), fast(variant="lite", loras=str(broken)))
     assert runner.cache.generator is lite_gen and runner.cache.loads == loads + 1  # refused before any reload
-    foreign = tmp_path / "foreign.pth"  # no header to check: the host's loader fails (torch.load) during the reload
+    foreign = tmp_path / "foreign.pth"  # recognised by content: refused before the reload, never unpickled
     foreign.write_bytes(b"not a checkpoint")
-    with pytest.raises(pickle.UnpicklingError):
+    from lynx_ext.errors import LynxFormatError
+
+    with pytest.raises(LynxFormatError, match="foreign.pth is not a format lynx-ext knows"):
         runner.run(str(astronaut), fast(variant="lite", loras=str(foreign)))
-    assert runner.cache.key == lite_key and runner.cache.generator is not None  # the previous models came back
+    assert runner.cache.key == lite_key and runner.cache.generator is not None  # the previous models are kept
     assert runner.cache.loads == loads + 1
     restored = runner.cache.generator
     assert restored is not lite_gen and runner.cache.get(lite_key) is restored and runner.cache.loads == loads + 1

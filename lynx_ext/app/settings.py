@@ -148,8 +148,9 @@ class JobSettings:
             return None
         try:
             blocks = parse_blocks(text)
-        except ValueError:
-            raise LynxInputError(f"Blocks {text!r}: use indices and ranges such as '0-19' or '0,2,4' "
+        except ValueError as err:
+            reason = str(err).replace("--blocks ", "", 1)
+            raise LynxInputError(f"Blocks {text!r}: {reason} Use indices and ranges such as '0-19' or '0,2,4' "
                                  "(empty = all blocks).") from None
         if not blocks:
             raise LynxInputError(f"Blocks {text!r} selects no block; write ranges low-high, e.g. '0-19'.")

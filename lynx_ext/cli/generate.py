@@ -126,11 +126,11 @@ def add_speed_args(p: argparse.ArgumentParser) -> None:
     sp.add_argument("--compile", action="store_true", help="regional torch.compile of the DiT blocks (exact)")
     sp.add_argument("--attention", choices=ATTENTION_KERNELS, default=None,
                     help="attention kernel: auto (default), flash/cudnn/efficient/math (exact), sage (8-bit, fast)")
-    sp.add_argument("--fuse-projections", action="store_true", help="fused q/k/v and adapter k/v matmuls (exact)")
-    sp.add_argument("--fp8-compute", action="store_true", help="float8 matmuls in the DiT's linear layers (fast)")
-    sp.add_argument("--step-cache", type=float, default=None, metavar="THRESHOLD",
+    add_alias_flag(sp, "--fuse-projections", action="store_true", help="fused q/k/v and adapter k/v matmuls (exact)")
+    add_alias_flag(sp, "--fp8-compute", action="store_true", help="float8 matmuls in the DiT's linear layers (fast)")
+    add_alias_flag(sp, "--step-cache", type=float, default=None, metavar="THRESHOLD",
                     help="skip a step's blocks while the accumulated timestep change < THRESHOLD (fast; ~0.1-0.3)")
-    sp.add_argument("--guidance-reuse", choices=GUIDANCE_REUSE, default=None,
+    add_alias_flag(sp, "--guidance-reuse", choices=GUIDANCE_REUSE, default=None,
                     help="reuse this guidance branch every other step (fast)")
 
 

@@ -29,14 +29,15 @@ class AdapterFacts:
     num_blocks: Optional[int] = None
 
 
-def base_model_shape(preset: str, model_paths: Sequence[str] = ()) -> Optional[tuple[int, int]]:
+def base_model_shape(preset: str, model_paths: Sequence = ()) -> Optional[tuple[int, int]]:
     """(hidden size, blocks) of the base DiT: from the headers of ``model_paths`` (safetensors), else the preset's;
     None when unknown (e.g. ``.pth`` files)."""
     from ..adapters.formats.safetensors_file import sniff_safetensors
 
     if model_paths:
         dim, blocks = None, -1
-        for path in model_paths:
+        files = [f for entry in model_paths for f in (entry if isinstance(entry, (list, tuple)) else [entry])]
+        for path in files:  # an inner list = the shards of one model
             path = Path(path)
             if not path.is_file():
                 raise LynxMissingFileError(f"Base model file {path} does not exist. Check --model-paths.")
