@@ -9,24 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from wiring_probes import tiny_recipe_for
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "recipes" / "tiny" / "tiny_cpu.yaml"
 SCRIPT = str(Path(sys.executable).with_name("diffsynth-ext"))
-
-
-def tiny_recipe_for(root: Path, generations: bool) -> Path:
-    """The tiny recipe over the tiny data in ``root`` (its ``outputs/tiny_data/`` paths replaced); without
-    ``generations`` the sample and validation callbacks (and the checkpoint they rank) are left out, for speed."""
-    config = yaml.safe_load(TINY.read_text().replace("outputs/tiny_data/", f"{root}/"))
-    if not generations:
-        config["trainer"]["callbacks"] = [c for c in config["trainer"]["callbacks"]
-                                          if not c["class_path"].endswith(("SampleVideos", "FaceSimilarityValidation"))
-                                          and "val/" not in str(c.get("init_args", {}).get("monitor"))]
-    path = root / ("tiny_cpu.yaml" if generations else "tiny_cpu_fast.yaml")
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
 
 
 @pytest.fixture(scope="module")

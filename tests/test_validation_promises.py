@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from wiring_probes import tiny_recipe_for
 import torch
 from PIL import Image
 
@@ -318,7 +319,7 @@ def _home(tmp_path_factory, monkeypatch):
 
 
 def fit_args(cache, root, steps, extra=()):
-    return ["--config", str(TINY), "--data.cache", str(cache), "--trainer.default_root_dir", str(root),
+    return ["--config", str(tiny_recipe_for(Path(cache).parent, False)), "--data.cache", str(cache), "--trainer.default_root_dir", str(root),
             "--trainer.max_steps", str(steps), "--trainer.enable_progress_bar", "false", "--data.token_budget", "70",
             *extra]
 

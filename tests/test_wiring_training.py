@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from wiring_probes import WiringProbe, face_image, prepare_tiny_training_data
+from wiring_probes import tiny_recipe_for, WiringProbe, face_image, prepare_tiny_training_data
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "recipes" / "tiny" / "tiny_cpu.yaml"
@@ -32,7 +32,7 @@ def _home(tmp_path_factory, monkeypatch):
 
 
 def fit_args(cache, root, steps: int, *extra: str) -> list[str]:
-    return ["--config", str(TINY), "--data.cache", str(cache), "--trainer.default_root_dir", str(root),
+    return ["--config", str(tiny_recipe_for(Path(cache).parent, False)), "--data.cache", str(cache), "--trainer.default_root_dir", str(root),
             "--trainer.max_steps", str(steps), "--trainer.enable_progress_bar", "false",
             "--data.token_budget", "70", *extra]  # 70 tokens: 3 packs per epoch, so 5 steps cross an epoch
 

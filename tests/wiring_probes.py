@@ -256,3 +256,19 @@ class HangAfterStep(pl.Callback):
             Path(self.marker).write_text(str(os.getpid()))
             while True:
                 time.sleep(1)
+
+
+def tiny_recipe_for(root: Path, generations: bool) -> Path:
+    """The tiny recipe over the tiny data in ``root`` (its ``outputs/tiny_data/`` paths replaced); without
+    ``generations`` the sample and validation callbacks (and the checkpoint they rank) are left out, for speed."""
+    import yaml
+
+    tiny = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "tiny_cpu.yaml"
+    config = yaml.safe_load(tiny.read_text().replace("outputs/tiny_data/", f"{root}/"))
+    if not generations:
+        config["trainer"]["callbacks"] = [c for c in config["trainer"]["callbacks"]
+                                          if not c["class_path"].endswith(("SampleVideos", "FaceSimilarityValidation"))
+                                          and "val/" not in str(c.get("init_args", {}).get("monitor"))]
+    path = root / ("tiny_cpu.yaml" if generations else "tiny_cpu_fast.yaml")
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

@@ -61,12 +61,12 @@ class FaceSimilarityValidation(PairedCallback, pl.Callback):
             reference = self._eval.analyze(pair_fields(pair)[0]).embedding
             values += frame_similarities(self._eval, frames, reference)
         found = [v for v in values if v is not None]
-        sim = float(np.mean(found)) if found else None
         rate = len(found) / max(len(values), 1)
-        return (float(np.mean(found)) if found else float("nan")), rate
+        return (float(np.mean(found)) if found else float("nan")), rate  # nan: broadcast-safe "no face"
 
-    def evaluate(self, trainer, pl_module) -> tuple[float, float]:
-        """Score on rank 0, share the result with every rank and log it; returns (similarity, detection rate).
+    def evaluate(self, trainer, pl_module) -> tuple[Optional[float], float]:
+        """Score on rank 0, share the result with every rank and log it; returns (similarity or None when no frame
+        shows a face, detection rate).
 
         Every rank gets the values, so a ``ModelCheckpoint(monitor="val/face_similarity")`` decides the same way
         on all of them. A validation that finds no face in any frame logs no similarity to the logger; for
@@ -80,6 +80,10 @@ class FaceSimilarityValidation(PairedCallback, pl.Callback):
         if trainer.logger is not None and trainer.is_global_zero:  # at this step, whatever log_every_n_steps says
             metrics = {"val/face_detect_rate": rate, **({"val/face_similarity": sim} if found else {})}
             trainer.logger.log_metrics(metrics, step=trainer.global_step)
+        if not found:
+            rank_zero_warn(f"FaceSimilarityValidation: no face found in the generated frames at step "
+                           f"{trainer.global_step}; val/face_similarity is not logged this time.")
+        sim = sim if found else None
         self.history.append((trainer.global_step, sim, rate))
         return sim, rate
 
