@@ -10,11 +10,12 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-RECIPES = sorted(p for p in ROOT.glob("recipes/**/*.yaml") if "eval" not in p.parts)  # eval/: benchmark definitions
+RECIPES = sorted(p for p in ROOT.glob("recipes/**/*.yaml")  # training recipes: not eval definitions or pair files
+                 if "trainer" in (yaml.safe_load(p.read_text()) or {}))
 
 # Where an object keeps a recipe key under another name (adapt here when a class renames an attribute).
 ALIASES = {"adapters": ("adapter_args",), "optim": ("optim_args",), "loss": ("loss_args",),
-           "every_n_train_steps": ("every", "_every_n_train_steps")}
+           "every_n_train_steps": ("every", "_every_n_train_steps"), "pairs_file": ("_pairs_file",)}
 # Keys the test overrides (to run on this machine) rather than checks.
 OVERRIDDEN = {"accelerator", "devices", "strategy", "default_root_dir", "init_from"}
 
@@ -54,6 +55,8 @@ def check_settings(obj, settings: dict, where: str) -> None:
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_recipe_builds_its_objects_with_its_settings(recipe, tmp_path):
+    from lightning.pytorch.loggers import TensorBoardLogger
+
     from lynx_ext.cli.fit import make_cli
     from lynx_ext.training.datamodule import LynxDataModule
     from lynx_ext.training.module import LynxModule
@@ -73,13 +76,25 @@ def test_recipe_builds_its_objects_with_its_settings(recipe, tmp_path):
     check_settings(module, config["model"], "model")
     check_settings(data, config["data"], "data")
     assert data.seed == config["model"]["seed"], "model.seed is not linked to data.seed"
-    trainer_settings = {k: v for k, v in config["trainer"].items() if k not in ("callbacks", "enable_checkpointing")}
+    trainer_settings = {k: v for k, v in config["trainer"].items()
+                        if k not in ("callbacks", "enable_checkpointing", "logger")}
     check_settings(trainer, trainer_settings, "trainer")
+    if config["trainer"].get("logger") is True:
+        assert isinstance(trainer.logger, TensorBoardLogger), "logger: true is TensorBoard"
     assert trainer.default_root_dir == str(tmp_path)
 
-    for spec in config["trainer"].get("callbacks", []):
+    specs = config["trainer"].get("callbacks", [])
+    for spec in specs:
         module_name, _, class_name = spec["class_path"].rpartition(".")
         cls = getattr(importlib.import_module(module_name), class_name)
         matches = [cb for cb in trainer.callbacks if type(cb) is cls]
-        assert len(matches) == 1, f"{spec['class_path']}: {len(matches)} instances in the trainer"
-        check_settings(matches[0], spec.get("init_args", {}), class_name)
+        assert len(matches) == sum(s["class_path"] == spec["class_path"] for s in specs), spec["class_path"]
+        errors = []
+        for candidate in matches:  # one instance of the class carries exactly this spec's settings
+            try:
+                check_settings(candidate, spec.get("init_args", {}), class_name)
+                break
+            except AssertionError as err:
+                errors.append(str(err))
+        else:
+            raise AssertionError(f"{class_name}: no instance has the recipe's settings: {errors}")

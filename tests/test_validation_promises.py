@@ -97,8 +97,8 @@ def test_unreachable_host_is_detected_quickly_and_named(tmp_path, monkeypatch):
 
     import lynx_ext.models.hub as hub
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("LYNX_EXT_OFFLINE", raising=False)
+    for name in hub.OFFLINE_ENV:  # conftest switches DiffSynth's downloads off; here the network itself is away
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LYNX_EXT_HOME", str(tmp_path))
     monkeypatch.setattr(hub, "_PROBED", {})
     calls = []
@@ -112,7 +112,8 @@ def test_unreachable_host_is_detected_quickly_and_named(tmp_path, monkeypatch):
         hub.download_official_adapters("lite")
     with pytest.raises(ModelFilesMissingError):
         hub.download_official_adapters("full")
-    assert calls == [(("huggingface.co", 443), hub.PROBE_SECONDS)]  # probed once per run, with a short timeout
+    # each hub probed once per run (ModelScope, the default source, first), with a short timeout
+    assert calls == [(("www.modelscope.cn", 443), hub.PROBE_SECONDS), (("huggingface.co", 443), hub.PROBE_SECONDS)]
 
 
 def test_hub_revisions_are_pinned(tmp_path, monkeypatch):
@@ -121,6 +122,8 @@ def test_hub_revisions_are_pinned(tmp_path, monkeypatch):
     import lynx_ext.models.hub as hub
 
     monkeypatch.setenv("LYNX_EXT_HOME", str(tmp_path))
+    for name in hub.OFFLINE_ENV:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(hub, "offline_reason", lambda *a, **k: None)
     seen = {}
 
@@ -366,9 +369,9 @@ def test_resume_from_stale_last_ckpt_uses_the_newer_step_and_stays_exact(cache, 
     fit(tmp_path / "straight", 6)
     fit(tmp_path / "cut", 4)
     ckpts = tmp_path / "cut" / "lightning_logs" / "version_0" / "checkpoints"
-    step2, step4 = (next(ckpts.glob(f"*-step={n}.ckpt")) for n in (2, 4))
+    step2, step4 = (next(ckpts.glob(f"step{n:07d}.ckpt")) for n in (2, 4))  # the recipe's by-step checkpoints
     shutil.copy(step2, ckpts / "last.ckpt")  # killed before last.ckpt was refreshed
-    (ckpts / ".epoch=1-step=6.ckpt.abcd.tmp.ckpt").write_bytes(b"partial")
+    (ckpts / ".step0000006.ckpt.abcd.tmp.ckpt").write_bytes(b"partial")
     with pytest.warns(UserWarning, match=f"is newer and complete; resuming from {step4.name}"):
         fit(tmp_path / "cut", 6, ["--ckpt_path", str(ckpts / "last.ckpt")])
     assert not list(ckpts.glob(".*.tmp.ckpt"))

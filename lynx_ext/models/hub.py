@@ -119,7 +119,11 @@ class HubFolder:
 
 def hub_snapshot(source: str, repo_id: str, allow_patterns: Sequence[str], local_dir: Path,
                  revision: Optional[str] = None) -> None:
-    """The hub client's own snapshot download (``modelscope`` or ``huggingface_hub``) into ``local_dir``."""
+    """The hub client's own snapshot download (``modelscope`` or ``huggingface_hub``) into ``local_dir``; a host that
+    does not answer within seconds is an immediate `ConnectionError` (the clients would retry for a long time)."""
+    reason = offline_reason(source)
+    if reason is not None:
+        raise ConnectionError(reason)
     if source == "modelscope":
         from modelscope import snapshot_download
 
@@ -135,10 +139,9 @@ def hub_snapshot(source: str, repo_id: str, allow_patterns: Sequence[str], local
 def fetch_folder(what: str, hub: HubFolder, local_dir: Path, source: Optional[str] = None,
                  downloader: Optional[Downloader] = None, offline_ok: Optional[bool] = None,
                  alternative: str = "", revision: Optional[str] = None) -> Path:
-    """``local_dir / hub.folder`` holding ``hub.files``: found there, or downloaded (configured source first; a
-    host that does not answer is skipped at once when the real clients are used).
+    """``local_dir / hub.folder`` holding ``hub.files``: found there, or downloaded (configured source first).
 
-    Offline, or when every source failed, raises `FileNotFoundError` naming the files, the folder to place them
+    Offline, or when every source failed, raises `ModelFilesMissingError` (a `FileNotFoundError`) naming the files, the folder to place them
     in and the repository pages; ``alternative`` is appended (e.g. which option takes a local path instead).
     """
     target = local_dir / hub.folder if hub.folder else local_dir
@@ -148,12 +151,8 @@ def fetch_folder(what: str, hub: HubFolder, local_dir: Path, source: Optional[st
     failures = []
     if not offline_mode(offline_ok):
         for src in order:
-            reason = offline_reason(src) if downloader is None and offline_ok is None else None
-            if reason is not None:
-                failures.append(f"{src}: {reason}")
-                continue
             try:
-                (downloader or functools.partial(hub_snapshot, revision=revision))(
+                (downloader or (functools.partial(hub_snapshot, revision=revision) if revision else hub_snapshot))(
                     src, hub.repos[src], [f"{hub.folder}/*" if hub.folder else "*"], local_dir)
             except Exception as err:  # noqa: BLE001 - offline, blocked, no such repository, disk full ...
                 failures.append(f"{src}: {type(err).__name__}: {_first_line(err)}")
@@ -165,9 +164,10 @@ def fetch_folder(what: str, hub: HubFolder, local_dir: Path, source: Optional[st
     pages = " or ".join(f"{hub.url(s)} ({hub.folder or 'the repository root'})" for s in order)
     tried = ("Downloads are off (LYNX_EXT_OFFLINE / HF_HUB_OFFLINE / DIFFSYNTH_SKIP_DOWNLOAD). " if not failures
              else "Could not download them (" + "; ".join(failures) + "). ")
-    raise FileNotFoundError(
+    raise ModelFilesMissingError(
         f"{what}: {', '.join(hub.files)} not found in {target}. {tried}On a machine with internet, get them from "
-        f"{pages} and place them in {target}." + (f" {alternative}" if alternative else ""))
+        f"{pages} and place them in {target}." + (f" {alternative}" if alternative else ""),
+        [(name, str(target)) for name in hub.files if not (target / name).is_file()])
 
 
 def _first_line(err: BaseException) -> str:

@@ -20,7 +20,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from ..atomic_write import atomic_path
 from ..errors import LynxFileError, LynxFormatError, LynxMissingFileError
 
-STEP_RE = re.compile(r"(?:^|[-_])step=(\d+)")
+STEP_RE = re.compile(r"(?:^|[-_])step=?(\d+)")  # Lightning's "-step=N" or the recipes' "stepNNNNNNN"
 TEMPORARY_GLOB = ".*.tmp.ckpt"  # `atomic_path` names: .<name>.<random>.tmp.ckpt
 
 
