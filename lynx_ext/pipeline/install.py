@@ -155,7 +155,8 @@ def uninstall(pipe):
         pipe.in_iteration_models_2 = inst.original_in_iteration_models_2
     if "lynx" in pipe._modules:
         del pipe._modules["lynx"]
-    pipe.__dict__.pop("_lynx_call", None)
+    for attr in ("_lynx_call", "lynx_fast_stats"):  # per-call values the Lynx __call__ leaves for the caller
+        pipe.__dict__.pop(attr, None)
     pipe.__class__ = inst.original_class
     inst.handle.adapters = None
     del pipe.__dict__[_ATTR]

@@ -87,8 +87,15 @@ def _cfg_scale_i(value, field):
     return check_guidance(value, field)
 
 
+def _step_cache(value, field):
+    threshold = check_float(value, field, todo="A relative-change threshold; 0.1-1 is typical.")
+    if threshold <= 0:
+        raise LynxValueError.of(field, f"must be a positive threshold, got {threshold:g}. 0.1-1 is typical; leave it "
+                                       "unset for no step cache.")
+    return threshold
+
+
 GUIDANCE_REUSE = ("uncond", "identity", "both")  # which guidance branch a step may reuse from the previous one
-MAX_STEP_CACHE = 10.0
 
 RULES: dict[str, Callable[[Any, str], Any]] = {
     "seed": _optional(check_seed),
@@ -111,8 +118,7 @@ RULES: dict[str, Callable[[Any, str], Any]] = {
     "attention": _optional(lambda v, f: check_choice(v, f, _attention_kernels())),
     "fuse_projections": check_bool,
     "fp8_compute": check_bool,
-    "step_cache": _optional(lambda v, f: check_float(v, f, 0.0, MAX_STEP_CACHE,
-                                                     todo="A relative-change threshold; 0.1-1 is typical.")),
+    "step_cache": _optional(_step_cache),
     "guidance_reuse": _optional(lambda v, f: check_choice(v, f, GUIDANCE_REUSE)),
 }
 

@@ -91,7 +91,8 @@ def check_generator_options(
         raise LynxValueError.of(name("preset"), f"must be one of {', '.join(BASE_MODELS)} or custom, got {base!r}.")
     check_choice(dtype, name("dtype"), DTYPES)
     if vram_limit is not None:
-        check_float(vram_limit, name("vram_limit"), 0.1, 10_000.0, todo="It is in GB, e.g. 20 on a 24 GB card.")
+        check_float(vram_limit, name("vram_limit"), 0.0, 10_000.0,
+                    todo="It is in GB, e.g. 20 on a 24 GB card (0 keeps no block resident).")
     if detector is not None:
         check_choice(detector, name("detector"), DETECTORS)
     text = str(embedder)
