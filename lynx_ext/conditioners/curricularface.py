@@ -94,20 +94,11 @@ def resolve_curricularface_weights(weights: str | os.PathLike | None = None,
     Raises:
         FaceModelsMissingError: not found (nothing is downloaded).
     """
-    from .model_files import cache_dir
+    from .model_files import cache_dir, find_weights
 
-    if weights is not None:
-        path = Path(os.path.expanduser(str(weights)))
-        if path.is_dir():
-            path = path / CURRICULARFACE_FILE
-        if path.is_file():
-            return path
-        raise FaceModelsMissingError("CurricularFace IR-101 weights", path.name, path, CURRICULARFACE_URL)
     folders = [Path(os.path.expanduser(str(d))) for d in search_dirs] + [cache_dir() / "curricularface"]
-    for folder in folders:
-        if (folder / CURRICULARFACE_FILE).is_file():
-            return folder / CURRICULARFACE_FILE
-    return _missing(folders)
+    found = find_weights(weights, CURRICULARFACE_FILE, "CurricularFace IR-101 weights", CURRICULARFACE_URL, folders)
+    return found if found is not None else _missing(folders)
 
 
 def _missing(folders: list[Path]) -> Path:

@@ -187,21 +187,30 @@ def download_url(url: str, destination: Path) -> None:
     download_url_to_file(url, str(destination), hash_prefix=None, progress=True)
 
 
+def find_weights(weights, filename: str, what: str, url: str, folders: Iterable[Path]) -> Optional[Path]:
+    """``weights`` (a file, or a folder holding ``filename``; missing: `FaceModelsMissingError` naming it), else the
+    first of ``folders`` that holds ``filename``, else None."""
+    if weights is not None:
+        path = Path(os.path.expanduser(str(weights)))
+        if path.is_dir():
+            path = path / filename
+        if path.is_file():
+            return path
+        raise FaceModelsMissingError(what, path.name, path, url)
+    for folder in folders:
+        if (Path(folder) / filename).is_file():
+            return Path(folder) / filename
+    return None
+
+
 def resolve_facexlib_weights(weights: str | os.PathLike | None = None, search_dirs: Iterable[Path] = (),
                              offline_ok: Optional[bool] = None) -> Path:
     """Path of ``recognition_arcface_ir_se50.pth``: the given file, else the first hit in `facexlib_weight_dirs`,
     else downloaded into ``~/.cache/lynx_ext/facexlib/`` (unless offline)."""
-    if weights is not None:
-        path = Path(os.path.expanduser(str(weights)))
-        if path.is_dir():
-            path = path / FACEXLIB_ARCFACE_FILE
-        if path.is_file():
-            return path
-        raise FaceModelsMissingError("facexlib ArcFace weights", path.name, path, FACEXLIB_ARCFACE_URL)
     folders = facexlib_weight_dirs(search_dirs)
-    for folder in folders:
-        if (folder / FACEXLIB_ARCFACE_FILE).is_file():
-            return folder / FACEXLIB_ARCFACE_FILE
+    found = find_weights(weights, FACEXLIB_ARCFACE_FILE, "facexlib ArcFace weights", FACEXLIB_ARCFACE_URL, folders)
+    if found is not None:
+        return found
     destination = cache_dir() / "facexlib" / FACEXLIB_ARCFACE_FILE
     hint = "Searched: " + ", ".join(str(f) for f in folders) + "." if len(folders) > 1 else ""
     if offline_mode(offline_ok):
