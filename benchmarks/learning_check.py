@@ -130,6 +130,16 @@ def augment(base: torch.Tensor, frames: int, g: torch.Generator) -> torch.Tensor
     return torch.stack(out, dim=1)
 
 
+class FixedEncoding:
+    """Stands in for the training module's prompt-encoding cache: every prompt gets the same encoding."""
+
+    def __init__(self, context: torch.Tensor):
+        self.context = context
+
+    def get(self, prompt: str) -> torch.Tensor:
+        return self.context
+
+
 def build(dev, embedding_dim=128):
     from diffsynth.models.wan_video_dit import WanModel
     from diffsynth.pipelines.wan_video import WanVideoPipeline
@@ -151,10 +161,15 @@ def build(dev, embedding_dim=128):
 
 
 def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: str = "cuda", seeds: int = 8,
-          base_minutes: float = 0.0, adapter_lr: float | None = None) -> None:
+          base_minutes: float = 0.0, adapter_lr: float | None = None, save_base: Path | None = None,
+          load_base: Path | None = None) -> None:
     """Train and generate. ``base_minutes > 0`` follows the real recipe: the base DiT is first pre-trained on the
     faces with no identity (adapters absent), then frozen while the adapters train for ``minutes``. With
-    ``base_minutes == 0`` base and adapters train together (the earlier protocol)."""
+    ``base_minutes == 0`` base and adapters train together (the earlier protocol).
+
+    ``save_base``: write the pre-trained base (and its log) there; with ``minutes == 0`` stop after the base.
+    ``load_base``: start from such a base (frozen) instead of pre-training one, so that several adapter runs can
+    share one base."""
     from lynx_ext.training.args import AdapterArgs, BaseModelArgs, LossArgs, OptimArgs
     from lynx_ext.training.module import LynxModule
 
@@ -164,6 +179,11 @@ def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: 
     embeds = torch.from_numpy(data["embeds"]).float().to(dev)
     ids = data["ids"]
     pipe = build(dev, embeds.shape[1])
+    base_log, base_steps = [], 0
+    if load_base is not None:
+        saved = torch.load(load_base, map_location=dev)
+        pipe.dit.load_state_dict(saved["dit"])
+        base_minutes, base_log, base_steps = saved["base_minutes"], saved["log"], saved["steps"]
     pipe.vae = PCAVAE.fit(crops[train_idx]).to(dev)
     pipe.scheduler.set_timesteps(1000, training=True, shift=3.0)
     module = LynxModule(base=BaseModelArgs(preset="custom"), adapters=AdapterArgs(variant="lite"),
@@ -173,15 +193,22 @@ def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: 
     module.train()
     torch.manual_seed(seed)
     context = torch.randn(1, 8, 32, device=dev)
-    module._contexts[PROMPT] = context
+    module.text_cache = FixedEncoding(context)  # one prompt, a fixed random encoding (no text encoder here)
     same_id = {i: [j for j in train_idx if ids[j] == ids[i] and j != i] for i in train_idx}
     g = torch.Generator().manual_seed(seed)
-    phases = ([("base", base_minutes, list(pipe.dit.parameters()), lr)] if base_minutes > 0 else []) + [
+    pretrain = base_minutes > 0 and load_base is None
+    phases = ([("base", base_minutes, list(pipe.dit.parameters()), lr)] if pretrain else []) + [
         ("adapters" if base_minutes > 0 else "joint", minutes,
          list(pipe.lynx.parameters()) + ([] if base_minutes > 0 else list(pipe.dit.parameters())),
          adapter_lr or lr)]
-    t_all, step, log = time.time(), 0, []
+    t_all, step, log = time.time(), 0, list(base_log)
     for phase, phase_minutes, params, phase_lr in phases:
+        if phase != "base" and save_base is not None:
+            torch.save({"dit": pipe.dit.state_dict(), "base_minutes": base_minutes, "log": log, "steps": step},
+                       save_base)
+            print(f"base after {step} steps -> {save_base}", flush=True)
+            if minutes <= 0:
+                return
         pipe.dit.requires_grad_(phase != "adapters")
         pipe.lynx.requires_grad_(phase != "base")
         opt = torch.optim.AdamW(params, lr=phase_lr, weight_decay=0.01)
@@ -212,7 +239,7 @@ def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: 
     samples = generate(pipe, context, embeds, data["held_out"], dev, seeds=seeds)
     np.savez_compressed(out / "samples.npz", **samples)
     (out / "train_log.json").write_text(json.dumps({
-        "steps": step, "train_s": train_s, "batch": batch, "lr": lr, "adapter_lr": adapter_lr or lr,
+        "steps": step, "base_steps": base_steps or None, "train_s": train_s, "batch": batch, "lr": lr, "adapter_lr": adapter_lr or lr,
         "base_minutes": base_minutes, "adapter_minutes": minutes, "protocol": "pretrained base, frozen" if
         base_minutes > 0 else "joint", "log": log,
         "device": torch.cuda.get_device_name() if dev == "cuda" else dev}, indent=1))
@@ -300,6 +327,8 @@ def main():
     ap.add_argument("--minutes", type=float, default=8.0, help="adapter training (joint training without --base-minutes)")
     ap.add_argument("--base-minutes", type=float, default=0.0,
                     help="pre-train the base on the faces without identity first, then freeze it (the real recipe)")
+    ap.add_argument("--save-base", type=Path, default=None, help="save the pre-trained base there (--minutes 0: only that)")
+    ap.add_argument("--load-base", type=Path, default=None, help="start from a base saved by --save-base (frozen)")
     ap.add_argument("--adapter-lr", type=float, default=None, help="learning rate of the adapter phase (default --lr)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-4)
@@ -311,7 +340,8 @@ def main():
         prepare(args.faces, args.out)
     if args.stage in ("train", "all"):
         train(args.out, args.minutes, args.batch, args.lr, seed=args.seed, dev=args.device, seeds=args.seeds,
-              base_minutes=args.base_minutes, adapter_lr=args.adapter_lr)
+              base_minutes=args.base_minutes, adapter_lr=args.adapter_lr, save_base=args.save_base,
+              load_base=args.load_base)
     if args.stage in ("evaluate", "all"):
         evaluate(args.out)
 
