@@ -51,6 +51,9 @@ def add_model_arguments(p: argparse.ArgumentParser, preset_default: Optional[str
     add_alias_flag(run, "--vram-limit", type=float, default=None, help="GB of VRAM DiffSynth may use (offloads beyond)")
     run.add_argument("--offload", action="store_true", help="keep weights on the CPU, onload per layer")
     run.add_argument("--fp8", action="store_true", help="store offloaded weights in float8 (computed in --dtype)")
+    add_alias_flag(run, "--block-streaming", choices=("auto", "on", "off"), default="auto",
+                   help="with --vram-limit/--offload/--fp8: copy the DiT blocks from pinned memory one block ahead of "
+                        "the compute (auto: on CUDA; off: the host's per-layer onloading)")
 
 
 def load_generator(args, **overrides):
@@ -74,7 +77,8 @@ def load_generator(args, **overrides):
         model_id_with_origin_paths=id_paths, tokenizer_path=args.tokenizer_path, face_models=args.face_models,
         embedder=args.embedder, detector=args.detector, loras=args.lora, device=args.device, dtype=args.dtype,
         vram_limit=args.vram_limit, offload=args.offload, fp8=args.fp8,
-        adapters_revision=getattr(args, "adapters_revision", None), compile=getattr(args, "compile", False))
+        adapters_revision=getattr(args, "adapters_revision", None), compile=getattr(args, "compile", False),
+        block_streaming={"auto": None, "on": True, "off": False}[getattr(args, "block_streaming", "auto")])
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -159,6 +159,7 @@ class LynxGenerator:
         fp8: bool = False,
         adapters_revision: Optional[str] = None,
         compile: bool = False,
+        block_streaming: Optional[bool] = None,
     ) -> "LynxGenerator":
         """Load Wan2.1 through DiffSynth's `ModelConfig`s (local paths, or model ids downloaded when online),
         the Lynx adapters (our file, an official folder, or ``hub:full``/``hub:lite``, pinned to a repository
@@ -167,7 +168,9 @@ class LynxGenerator:
         Every option is checked before anything loads (`lynx_ext.validation.generator_options`): a device that
         is not there, a missing or foreign file, adapters that do not fit the base model or the embedder, and
         (offline) model files that would need a download are errors naming what to do. ``compile``: regional
-        ``torch.compile`` of the DiT blocks (`lynx_ext.pipeline.speed.compile_dit`).
+        ``torch.compile`` of the DiT blocks (`lynx_ext.pipeline.speed.compile_dit`). ``block_streaming``: with
+        ``vram_limit`` / ``offload`` / ``fp8``, stream the DiT blocks and their adapter layers from pinned memory,
+        one block ahead of the compute (`lynx_ext.pipeline.block_streaming`); None = on CUDA devices.
         """
         from ..conditioners import FaceAnalyzer
         from ..models.build import build_wan_pipe
@@ -177,7 +180,8 @@ class LynxGenerator:
 
         adapters = adapters or f"hub:{variant}"
         plan = check_generator_options(variant, base, adapters, model_paths or (), tokenizer_path, face_models,
-                                       embedder, detector, loras, device, dtype, vram_limit, adapters_revision)
+                                       embedder, detector, loras, device, dtype, vram_limit, adapters_revision,
+                                       offload=offload, fp8=fp8, compile=compile, block_streaming=block_streaming)
         specs, tok_spec = base_model_specs(base, model_paths or (), model_id_with_origin_paths or (), tokenizer_path)
         check_downloads(specs + ([tok_spec] if tok_spec else []), adapters, adapters_revision)
         if isinstance(adapters, str) and adapters.startswith("hub:"):
@@ -193,6 +197,10 @@ class LynxGenerator:
         gen = cls.assemble(built.pipe, variant, adapters, loras, face, built.files, preset=base)
         if built.vram:
             enable_adapter_vram_management(built.pipe, offload_dtype=built.vram["offload_dtype"], vram_limit=vram_limit)
+            if block_streaming or (block_streaming is None and torch.device(device).type == "cuda"):
+                from ..pipeline.block_streaming import enable_block_streaming
+
+                enable_block_streaming(built.pipe, vram_limit=vram_limit)
         if compile:
             from ..pipeline.speed import compile_dit
 

@@ -78,6 +78,10 @@ def check_generator_options(
     vram_limit: Optional[float] = None,
     adapters_revision: Optional[str] = None,
     name: Callable[[str], str] = _flag,
+    offload: bool = False,
+    fp8: bool = False,
+    compile: bool = False,
+    block_streaming: Optional[bool] = None,
 ) -> GeneratorPlan:
     """Check the options of a generator (``name`` renders an option's name, e.g. as a CLI flag).
 
@@ -93,6 +97,13 @@ def check_generator_options(
     if vram_limit is not None:
         check_float(vram_limit, name("vram_limit"), 0.0, 10_000.0,
                     todo="It is in GB, e.g. 20 on a 24 GB card (0 keeps no block resident).")
+    offloaded = vram_limit is not None or offload or fp8
+    if block_streaming and not offloaded:
+        raise LynxValueError.of(name("block_streaming"), "streams weights kept in CPU memory, but every weight is on "
+                                "the device. Add --vram-limit GB (or --offload / --fp8), or drop it.")
+    if compile and offloaded:
+        raise LynxValueError.of(name("compile"), "needs the DiT on the device; it does not combine with "
+                                "--vram-limit / --offload / --fp8. Drop one of them.")
     if detector is not None:
         check_choice(detector, name("detector"), DETECTORS)
     text = str(embedder)
