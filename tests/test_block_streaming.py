@@ -40,6 +40,26 @@ def test_plan_counts_activations_and_two_units_in_flight():
     assert streamer.plan(tokens, dim) == []
 
 
+def test_one_buffer_per_unit_keeps_every_value():
+    from lynx_ext.pipeline.block_streaming import _pin_together, _Slot
+
+    block = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.LayerNorm(3))
+    block.register_buffer("steps", torch.arange(7))
+    block[0].weight.data = block[0].weight.data.to(torch.float8_e4m3fn)
+    before = {k: v.clone() for k, v in block.state_dict().items()}
+    slots = [_Slot(m, n, True, p.detach(), p.dtype) for m in block.modules() for n, p in m._parameters.items()]
+    slots.append(_Slot(block, "steps", False, block.steps, block.steps.dtype))
+    _pin_together(slots, pinned=torch.cuda.is_available())
+    for slot in slots:
+        slot.point_at(slot.storage)
+    after = block.state_dict()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k].float(), v.float()) for k, v in before.items())
+    bases = {s.storage.untyped_storage().data_ptr() for s in slots}
+    assert len(bases) == 1, "the unit's tensors are not views of one buffer"
+    ptrs = sorted(s.storage.data_ptr() for s in slots)
+    assert all(p % 64 == 0 for p in ptrs)
+
+
 def streamed_generate(files, limit, probe=None, pipe_hook=None):
     """A full-variant generation with fp8 storage and block streaming on; ``probe(pipe, block)`` runs inside every
     block's forward (after the streamer put the block's unit on the device)."""
