@@ -8,10 +8,11 @@ official-shaped adapters. In order:
 2. the same weights moved to the CPU under DiffSynth's VRAM management (``vram_limit``), the host's own
    per-layer onloading (one forward: the path `--block-streaming off` keeps);
 3. block streaming (`lynx_ext.pipeline.block_streaming`) at each ``--limits`` GiB with bf16 storage, then with
-   float8 storage (``--fp8``): forward, guided step, peak allocated and reserved, error against step 1;
-4. lite: the full adapters replaced by lite ones, streamed at ``--lite-limit`` GiB (forward, two-branch step).
+   float8 storage (``--fp8``): forward, guided step, peak allocated and reserved, error against step 1 -- with
+   the allocator capped at ``--card-gib`` (a 24 GB card: 22 GiB), so that a run that would not fit fails;
+4. lite: the full adapters replaced by lite ones, streamed at ``--lite-limit`` GiB on a ``--lite-card-gib`` card.
 
-    python benchmarks/bench_14b_memory.py --json $OUT/memory.json --limits 20 0 --lite-limit 16
+    python benchmarks/bench_14b_memory.py --json $OUT/memory.json --limits 20 0 --lite-limit 13
 """
 from __future__ import annotations
 
@@ -82,7 +83,11 @@ def main():
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--budget-s", type=float, default=480.0)
     ap.add_argument("--limits", type=float, nargs="+", default=[20.0, 0.0], help="GiB budgets for the full variant")
-    ap.add_argument("--lite-limit", type=float, default=16.0)
+    ap.add_argument("--lite-limit", type=float, default=13.0)
+    ap.add_argument("--card-gib", type=float, default=22.0,
+                    help="the streamed full runs may reserve at most this much (torch's per-process memory fraction): "
+                         "a 24 GB card")
+    ap.add_argument("--lite-card-gib", type=float, default=14.9, help="the same for lite: a 16 GB card")
     ap.add_argument("--skip-host", action="store_true", help="leave out the host's own onloading (slow)")
     args = ap.parse_args()
     from diffsynth.pipelines.wan_video import WanVideoPipeline
@@ -166,7 +171,15 @@ def main():
         reserved_row(f"full: forward, host onloading, vram_limit {args.limits[0]:g}", fwd, ref=exact, need=60)
         offload_all(pipe)
 
+    def card(gib):
+        """From here on the allocator may reserve at most ``gib`` GiB, as on a card of that size."""
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.set_per_process_memory_fraction(gib * 2**30 / torch.cuda.get_device_properties(0).total_memory)
+            b.info.setdefault("card_gib", {})[len(b.rows)] = gib
+
     # 3. block streaming, bf16 then fp8 storage
+    card(args.card_gib)
     for storage in (dt, torch.float8_e4m3fn):
         tag = "fp8" if storage != dt else "bf16"
         if storage != dt:
@@ -194,6 +207,7 @@ def main():
         pipe.lynx.to("cpu")
         enable_adapter_vram_management(pipe, offload_dtype=torch.float8_e4m3fn, vram_limit=args.lite_limit)
         offload_all(pipe)
+        card(args.lite_card_gib)
         enable_block_streaming(pipe, vram_limit=args.lite_limit)
         reserved_row(f"lite: forward, streamed, fp8 storage, limit {args.lite_limit:g}", fwd, need=20)
         reserved_row(f"lite: guided step (2 forwards), streamed, fp8, limit {args.lite_limit:g}", lambda: fwd(True),

@@ -27,16 +27,16 @@ def test_plan_residency_spreads_the_streamed_units():
     assert plan_residency([], 10) == []
 
 
-def test_plan_counts_activations_and_two_units_in_flight():
+def test_plan_counts_activations_and_three_units_in_flight():
     blocks = [torch.nn.Linear(16, 16) for _ in range(6)]  # 16*16 + 16 floats = 1088 bytes each
     streamer = BlockStreamer([[b] for b in blocks], "cpu", torch.float32, vram_limit=0, pin=False,
                              activation_tensors=2)
     unit = 1088
     tokens, dim = 10, 16  # 2 activation tensors of 10 x 16 floats = 1280 bytes
-    for fit in (0, 1, 3, 6):
-        streamer.vram_limit = (1280 + 2 * unit + fit * unit + 5) / GIB
+    for fit in (0, 1, 3, 6):  # three units in flight are set aside
+        streamer.vram_limit = (1280 + 3 * unit + fit * unit + 5) / GIB
         assert len(streamer.plan(tokens, dim)) == fit
-    streamer.vram_limit = (1280 + 2 * unit - 1) / GIB
+    streamer.vram_limit = (1280 + 3 * unit - 1) / GIB
     assert streamer.plan(tokens, dim) == []
 
 

@@ -5,7 +5,10 @@ DiffSynth's VRAM management onloads a layer when it is called, on the compute st
 deep-copies wrapped modules), so a card smaller than the weights waits for every copy. Here one *unit* per block
 (the block and the adapter layers it calls) moves at a time: as many units as the budget holds stay on the device
 (spread evenly, so that every streamed unit has resident blocks' compute to hide behind), the others are copied
-one block ahead (at most two units in flight) and dropped after use. The host's wrapped layers are told
+one block ahead and dropped after use. The host thread waits for the block before the previous one to finish
+before it starts the next block, so it never runs ahead of the device by more than two blocks: at most three
+streamed units are on the device at once (two computing, one arriving), and the memory of finished copies is
+reused instead of piling up in the allocator. The host's wrapped layers are told
 (``state = 2``) to use the tensors as they are, so nothing is cast or copied twice; parameter paths, LoRAs and
 state dicts are untouched: between blocks every tensor points at its CPU storage again.
 
@@ -17,6 +20,7 @@ Outputs are bit-identical to the unstreamed pipeline: the same tensors, cast the
 """
 from __future__ import annotations
 
+from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -28,6 +32,7 @@ GIB = 1024 ** 3
 #: Peak activations of one block's forward, counted in ``[tokens, dim]`` tensors of the compute dtype (the 14B
 #: shape at 32,760 tokens peaks 4.3 GiB above its weights: about 14 such tensors).
 ACTIVATION_TENSORS = 14
+IN_FLIGHT = 3  # streamed units on the device at once: the block before, the block, the next one arriving
 _ATTR = "_lynx_block_streamer"
 
 
@@ -105,6 +110,7 @@ class BlockStreamer:
         self.cache: dict[int, list[torch.Tensor]] = {}  # resident units' device tensors
         self.pending: dict[int, tuple[list[torch.Tensor], Optional[torch.cuda.Event]]] = {}
         self.copies = self.copied_bytes = 0
+        self.finished: deque = deque(maxlen=2)  # events recorded after the last two blocks (CUDA)
         self.hooks = []
         for i, modules in enumerate(units):
             block = modules[0]
@@ -148,7 +154,7 @@ class BlockStreamer:
         ours = sum(self.units[i].nbytes for i in self.cache) + sum(self.units[i].nbytes for i in self.pending)
         other = max(0, torch.cuda.memory_allocated(self.device) - ours) if self.cuda else 0
         activations = self.activation_tensors * tokens * dim * self.dtype.itemsize
-        free = self.vram_limit * GIB - other - activations - 2 * max(sizes, default=0)
+        free = self.vram_limit * GIB - other - activations - IN_FLIGHT * max(sizes, default=0)
         return self._apply_plan(plan_residency(sizes, free))
 
     def _apply_plan(self, keep: list[int]) -> list[int]:
@@ -200,6 +206,8 @@ class BlockStreamer:
             if i == 0 and args and torch.is_tensor(args[0]) and args[0].dim() >= 2:
                 x = args[0]
                 self.plan(x.numel() // x.shape[-1], x.shape[-1])
+            if len(self.finished) == 2:
+                self.finished[0].synchronize()  # do not run more than two blocks ahead of the device
             unit = self.units[i]
             for slot, tensor in zip(unit.slots, self._take(i)):
                 slot.point_at(tensor)
@@ -218,6 +226,10 @@ class BlockStreamer:
                 slot.point_at(slot.storage)
             for m, state in zip(unit.wrapped, unit.saved_states):
                 m.state = state
+            if self.cuda:
+                done = torch.cuda.Event()
+                done.record(torch.cuda.current_stream(self.device))
+                self.finished.append(done)
             return output
         return hook
 
@@ -226,6 +238,7 @@ class BlockStreamer:
         for h in self.hooks:
             h.remove()
         self.hooks, self.cache, self.pending = [], {}, {}
+        self.finished.clear()
         for unit in self.units:
             for slot in unit.slots:
                 slot.point_at(slot.storage)
