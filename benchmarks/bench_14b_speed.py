@@ -201,6 +201,11 @@ def main():
     fwd = setup("full")
     exact = b.row("full: forward, exact", fwd, ref=plain_out, note="rel_error vs plain = the Lynx branches' effect")
     b.row("full: guided step (3 forwards), exact", lambda: fwd(guided=True), forwards=3, repeat=1, warmup=0, need=15)
+
+    def bare():  # our forward with Lynx installed but no identity / reference inputs: the branches are skipped
+        return pipe.model_fn(dit=dit, lynx=pipe.lynx, latents=latents, timestep=ts, context=ctx)
+
+    b.row("full: forward, installed, no Lynx inputs", bare, ref=plain_out, note="the branches' cost = exact / this")
     if "backends" not in args.skip:
         for att in ("cudnn", "flash") if dev == "cuda" else ("flash",):
             b.row(f"full: forward, attention={att}", lambda att=att: fwd(opts(att)), ref=exact)
@@ -251,6 +256,7 @@ def main():
             b.row(f"compiled: guided step, {A} + fuse", lambda: fwd(opts(A, True), True), forwards=3,
                   repeat=1, warmup=0, need=15)
             b.row("compiled: forward, auto attention", lambda: fwd(), ref=exact)
+            b.row("compiled: forward, no Lynx inputs", bare, ref=plain_out, note="the branches' cost, compiled")
             t = time.perf_counter()
             fwd(opts(A, True, True))
             sync()
