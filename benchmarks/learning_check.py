@@ -13,6 +13,8 @@ top-16 PCA components of 8x8 RGB patches of the training faces, so that no pretr
     python benchmarks/learning_check.py train --out runs/learning_check --minutes 8            # one GPU
     python benchmarks/learning_check.py evaluate --out runs/learning_check                     # CPU, dlib
     python benchmarks/learning_check.py all --faces FACES_DIR --out runs/learning_check
+    python benchmarks/learning_check.py sweep --out runs/learning_check --model runs/model --device cpu
+        # every fast mode's identity retrieval on a model trained with --save-model runs/model
 
 FACES_DIR holds single-identity photos named ``<identity>_<n>.jpg`` (group_*/partial_* are skipped).
 """
@@ -162,7 +164,7 @@ def build(dev, embedding_dim=128):
 
 def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: str = "cuda", seeds: int = 8,
           base_minutes: float = 0.0, adapter_lr: float | None = None, save_base: Path | None = None,
-          load_base: Path | None = None) -> None:
+          load_base: Path | None = None, save_model_to: Path | None = None) -> None:
     """Train and generate. ``base_minutes > 0`` follows the real recipe: the base DiT is first pre-trained on the
     faces with no identity (adapters absent), then frozen while the adapters train for ``minutes``. With
     ``base_minutes == 0`` base and adapters train together (the earlier protocol).
@@ -236,6 +238,9 @@ def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: 
                 log.append((phase, step, round(time.time() - t_all, 1), float(loss)))
                 print(f"{phase} step {step} t={time.time() - t_all:.0f}s loss={float(loss):.4f}", flush=True)
     train_s = time.time() - t_all
+    if save_model_to is not None:
+        save_model(pipe, context, save_model_to)
+        print(f"trained model -> {save_model_to}", flush=True)
     samples = generate(pipe, context, embeds, data["held_out"], dev, seeds=seeds)
     np.savez_compressed(out / "samples.npz", **samples)
     (out / "train_log.json").write_text(json.dumps({
@@ -247,15 +252,20 @@ def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: 
 
 
 @torch.no_grad()
-def generate(pipe, context, embeds, held_out, dev, seeds=8, steps=30, cfg=3.0):
-    """For every held-out photo: ``seeds`` faces with the adapters on (ID guidance ``cfg``) and off."""
+def generate(pipe, context, embeds, held_out, dev, seeds=8, steps=30, cfg=3.0, fast=None, modes=("on", "off")):
+    """For every held-out photo: ``seeds`` faces with the adapters on (ID guidance ``cfg``, the zero face's tokens as
+    the unconditional branch) and off. ``fast``: a `FastOptions` (fast modes) for the generations with adapters."""
     from diffsynth.diffusion import FlowMatchScheduler
+
+    from lynx_ext.pipeline import LynxGuidance
+    from lynx_ext.pipeline.fast_modes import start_run
 
     pipe.dit.eval()
     pipe.lynx.eval()
     sched = FlowMatchScheduler("Wan")
-    out = {}
-    for mode, scale in (("on", 1.0), ("off", 0.0)):
+    out, stats = {}, {}
+    for mode in modes:
+        scale = 1.0 if mode == "on" else 0.0
         images = []
         for i in np.where(held_out)[0]:
             tok = pipe.lynx.encode_identity(embeds[i][None].expand(seeds, -1))
@@ -263,51 +273,150 @@ def generate(pipe, context, embeds, held_out, dev, seeds=8, steps=30, cfg=3.0):
             x = torch.randn(seeds, 16, 1, SIZE // 8, SIZE // 8, generator=torch.Generator().manual_seed(int(i))).to(dev)
             sched.set_timesteps(steps, shift=3.0)
             ctx = context.expand(seeds, -1, -1)
+            guide = LynxGuidance(cfg, None, ctx, tok0) if scale > 0 else None
+            run = start_run(fast, dev, torch.bfloat16) if scale > 0 else None
             for k, t in enumerate(sched.timesteps):
-                ts = t[None].to(dev)
                 with torch.autocast(dev, dtype=torch.bfloat16):
-                    vc = pipe.model_fn(dit=pipe.dit, lynx=pipe.lynx, latents=x, timestep=ts, context=ctx,
-                                       lynx_id_tokens=tok, lynx_id_scale=scale)
-                    v = vc
-                    if scale > 0 and cfg > 1:
-                        vu = pipe.model_fn(dit=pipe.dit, lynx=pipe.lynx, latents=x, timestep=ts, context=ctx,
-                                           lynx_id_tokens=tok0, lynx_id_scale=scale)
-                        v = vu + cfg * (vc - vu)
+                    v = pipe.model_fn(dit=pipe.dit, lynx=pipe.lynx, latents=x, timestep=t[None].to(dev), context=ctx,
+                                      lynx_id_tokens=tok, lynx_id_scale=scale, lynx_guidance=guide,
+                                      lynx_timesteps=sched.timesteps, lynx_fast=run)
                 x = sched.step(v.float(), sched.timesteps[k], x)
+            if run is not None:
+                stats[int(i)] = run.stats()
             img = pipe.vae.decode(x)[:, :, 0]  # [S, 3, H, W]
             images.append(((img + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy())
         out[mode] = np.stack(images)  # [identities, seeds, H, W, 3]
+    generate.last_stats = stats
     return out
 
 
-# ------------------------------------------------------------------------------------------------ evaluation
-def evaluate(out: Path) -> dict:
-    from PIL import Image
+# ------------------------------------------------------------------------------------- trained model on disk
+def save_model(pipe, context, folder: Path, max_bytes: int = 15 * 2**20) -> None:
+    """The trained DiT, adapters and prompt encoding as safetensors files of at most ``max_bytes`` each (bf16)."""
+    from safetensors.torch import save_file
 
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {f"dit.{k}": v for k, v in pipe.dit.state_dict().items()}
+    state.update({f"lynx.{k}": v for k, v in pipe.lynx.state_dict().items()})
+    state["context"] = context
+    part, size, n = {}, 0, 0
+    for key, value in state.items():
+        value = value.detach().to("cpu", torch.bfloat16 if value.is_floating_point() else value.dtype).contiguous()
+        if part and size + value.nbytes > max_bytes:
+            save_file(part, str(folder / f"model-{n:02d}.safetensors"))
+            part, size, n = {}, 0, n + 1
+        part[key], size = value, size + value.nbytes
+    save_file(part, str(folder / f"model-{n:02d}.safetensors"))
+
+
+def load_model(pipe, folder: Path, dev) -> torch.Tensor:
+    """Load what `save_model` wrote into ``pipe`` (float32 weights); returns the prompt encoding."""
+    from safetensors.torch import load_file
+
+    state = {}
+    for f in sorted(folder.glob("model-*.safetensors")):
+        state.update(load_file(str(f)))
+    if not state:
+        raise FileNotFoundError(f"No model-*.safetensors in {folder}: train with --save-model {folder} first.")
+    pipe.dit.load_state_dict({k[4:]: v.float() for k, v in state.items() if k.startswith("dit.")})
+    pipe.lynx.load_state_dict({k[5:]: v.float() for k, v in state.items() if k.startswith("lynx.")})
+    return state["context"].float().to(dev)
+
+
+# ------------------------------------------------------------------------------- fast modes on the trained model
+FAST_MODES = ("exact", "fp8_compute", "step_cache=1.0", "step_cache=2.0", "guidance_reuse=uncond",
+              "fp8_compute+step_cache=1.0+guidance_reuse=uncond")
+
+
+def fast_options(mode: str):
+    """``exact``, or ``+``-joined ``fp8_compute`` / ``fuse_projections`` / ``step_cache=T`` / ``guidance_reuse=B``."""
+    from lynx_ext.adapters.compute import ComputeOptions
+    from lynx_ext.pipeline.fast_modes import FastOptions
+
+    if mode == "exact":
+        return None
+    compute, rest = {}, {}
+    for part in mode.split("+"):
+        key, _, value = part.partition("=")
+        if key in ("fp8_compute", "fuse_projections"):
+            compute["fp8" if key == "fp8_compute" else key] = True
+        elif key == "step_cache":
+            rest["step_cache"] = float(value)
+        elif key == "guidance_reuse":
+            rest["guidance_reuse"] = value
+        else:
+            raise ValueError(f"Unknown fast mode {part!r} in {mode!r}.")
+    return FastOptions(ComputeOptions(**compute), **rest)
+
+
+def sweep(out: Path, model: Path, modes=FAST_MODES, seeds: int = 16, dev: str = "cpu") -> dict:
+    """Every fast mode's identity retrieval on the trained model (generated on ``dev``, scored with dlib)."""
+    data = np.load(out / "faces.npz")
+    train_idx = np.where(~data["held_out"])[0]
+    crops = torch.from_numpy(data["crops"]).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(dev)
+    embeds = torch.from_numpy(data["embeds"]).float().to(dev)
+    pipe = build(dev, embeds.shape[1])
+    pipe.vae = PCAVAE.fit(crops[train_idx]).to(dev)
+    context = load_model(pipe, model, dev)
+    result = {"device": dev, "seeds": seeds, "modes": {}}
+    with torch.no_grad():
+        exact = None
+        for mode in modes:
+            t = time.time()
+            samples = generate(pipe, context, embeds, data["held_out"], dev, seeds=seeds, fast=fast_options(mode),
+                               modes=("on", "off") if mode == "exact" else ("on",))
+            seconds = time.time() - t
+            scores = retrieval(data, samples["on"])
+            if mode == "exact":
+                exact = samples["on"].astype(np.float64)
+                result["adapters_off"] = retrieval(data, samples["off"])
+            diff = samples["on"].astype(np.float64) - exact
+            scores["rel_image_change_vs_exact"] = float(np.linalg.norm(diff) / np.linalg.norm(exact))
+            scores["generation_s"] = round(seconds, 1)
+            scores["fast_stats_first_identity"] = next(iter(generate.last_stats.values()), None)
+            result["modes"][mode] = scores
+            print(mode, json.dumps({k: v for k, v in scores.items() if k != "fast_stats_first_identity"}), flush=True)
+    result["chance_top1"] = 1 / len(set(data["ids"]))
+    (out / "fast_modes.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def retrieval(data, images: np.ndarray) -> dict:
+    """Top-1 identity retrieval of generated faces ``[identities, seeds, H, W, 3]`` (one row per held-out photo)
+    against the identities' mean training embeddings (dlib), and the mean cosines to the own / other identities."""
     from lynx_ext.conditioners.dlib_resnet import DlibResNetEmbedder
 
-    data, samples = np.load(out / "faces.npz"), np.load(out / "samples.npz")
-    embedder = DlibResNetEmbedder()
+    embedder = retrieval.embedder = getattr(retrieval, "embedder", None) or DlibResNetEmbedder()
     ids, held, embeds = data["ids"], data["held_out"], data["embeds"]
     names = sorted(set(ids))
     gallery = np.stack([embeds[(ids == n) & ~held].mean(0) for n in names])
     gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
-    test_ids = [ids[i] for i in np.where(held)[0]]
+    hits, own, other = [], [], []
+    for k, ident in enumerate(ids[i] for i in np.where(held)[0]):
+        for img in images[k]:
+            s = gallery @ embedder.embed_aligned(img)
+            hits.append(names[int(np.argmax(s))] == ident)
+            own.append(float(s[names.index(ident)]))
+            other.append(float(np.mean(np.delete(s, names.index(ident)))))
+    return {"top1": float(np.mean(hits)), "n_generated": len(hits), "cos_to_own_identity": float(np.mean(own)),
+            "cos_to_other_identities": float(np.mean(other))}
+
+
+def evaluate(out: Path) -> dict:
+    from PIL import Image
+
+    data, samples = np.load(out / "faces.npz"), np.load(out / "samples.npz")
+    held = data["held_out"]
+    names = sorted(set(data["ids"]))
     result = {"identities": names, "held_out": [str(data["names"][i]) for i in np.where(held)[0]],
               "chance_top1": 1 / len(names)}
     for mode in ("on", "off"):
-        hits, sims_true, sims_other = [], [], []
-        for k, ident in enumerate(test_ids):
-            for img in samples[mode][k]:
-                e = embedder.embed_aligned(img)
-                s = gallery @ e
-                hits.append(names[int(np.argmax(s))] == ident)
-                sims_true.append(float(s[names.index(ident)]))
-                sims_other.append(float(np.mean(np.delete(s, names.index(ident)))))
-        result[f"top1_adapters_{mode}"] = float(np.mean(hits))
-        result[f"n_generated_{mode}"] = len(hits)
-        result[f"cos_to_own_identity_{mode}"] = float(np.mean(sims_true))
-        result[f"cos_to_other_identities_{mode}"] = float(np.mean(sims_other))
+        r = retrieval(data, samples[mode])
+        result[f"top1_adapters_{mode}"] = r["top1"]
+        result[f"n_generated_{mode}"] = r["n_generated"]
+        result[f"cos_to_own_identity_{mode}"] = r["cos_to_own_identity"]
+        result[f"cos_to_other_identities_{mode}"] = r["cos_to_other_identities"]
     # picture grid: held-out photo | 4 samples with adapters | 4 samples without
     rows = []
     for k, i in enumerate(np.where(held)[0]):
@@ -321,13 +430,16 @@ def evaluate(out: Path) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=("prepare", "train", "evaluate", "all"))
+    ap.add_argument("stage", choices=("prepare", "train", "evaluate", "all", "sweep"))
     ap.add_argument("--faces", type=Path, default=Path("../shared/data/faces"))
     ap.add_argument("--out", type=Path, default=Path("runs/learning_check"))
     ap.add_argument("--minutes", type=float, default=8.0, help="adapter training (joint training without --base-minutes)")
     ap.add_argument("--base-minutes", type=float, default=0.0,
                     help="pre-train the base on the faces without identity first, then freeze it (the real recipe)")
     ap.add_argument("--save-base", type=Path, default=None, help="save the pre-trained base there (--minutes 0: only that)")
+    ap.add_argument("--save-model", type=Path, default=None, help="write the trained model there (train)")
+    ap.add_argument("--model", type=Path, default=None, help="a model written by --save-model (sweep)")
+    ap.add_argument("--modes", nargs="+", default=list(FAST_MODES), help="fast modes to sweep")
     ap.add_argument("--load-base", type=Path, default=None, help="start from a base saved by --save-base (frozen)")
     ap.add_argument("--adapter-lr", type=float, default=None, help="learning rate of the adapter phase (default --lr)")
     ap.add_argument("--batch", type=int, default=32)
@@ -341,9 +453,11 @@ def main():
     if args.stage in ("train", "all"):
         train(args.out, args.minutes, args.batch, args.lr, seed=args.seed, dev=args.device, seeds=args.seeds,
               base_minutes=args.base_minutes, adapter_lr=args.adapter_lr, save_base=args.save_base,
-              load_base=args.load_base)
+              load_base=args.load_base, save_model_to=args.save_model)
     if args.stage in ("evaluate", "all"):
         evaluate(args.out)
+    if args.stage == "sweep":
+        sweep(args.out, args.model or args.out / "model", args.modes, seeds=args.seeds, dev=args.device)
 
 
 if __name__ == "__main__":
