@@ -109,6 +109,27 @@ def test_empty_prompt_and_missing_gpu_are_refused_by_the_cli(face_png, tmp_path,
              "cuda"], capsys, "--preset tiny runs on the CPU")
 
 
+@pytest.mark.parametrize("flags,needle", [
+    (["--vram-limit", "20"], "--preset tiny keeps its few weights in memory"),
+    (["--block-streaming", "on"], "--preset tiny keeps its few weights in memory"),
+    (["--fp8"], "--preset tiny keeps its few weights in memory"),
+])
+def test_memory_flags_on_the_tiny_preset_are_refused(flags, needle, face_png, tmp_path, capsys, no_loading):
+    refused(["--image", str(face_png), "--prompt", "x", "--output", str(tmp_path / "o.mp4"), *FAST, *flags], capsys,
+            needle)
+    no_outputs(tmp_path)
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--block-streaming", "on"], "--block-streaming streams weights kept in CPU memory"),
+    (["--compile", "--vram-limit", "20"], "--compile needs the DiT on the device"),
+])
+def test_memory_flags_that_do_not_combine_are_refused(flags, needle, face_png, tmp_path, capsys, no_loading):
+    refused(["--image", str(face_png), "--prompt", "x", "--output", str(tmp_path / "o.mp4"), "--adapters", "hub:full",
+             "--device", "cpu", *flags], capsys, needle)
+    no_outputs(tmp_path)
+
+
 @pytest.mark.parametrize("values,needle", [
     ({"num_inference_steps": 0}, "num_inference_steps must be between 1 and 1000, got 0"),
     ({"height": 0}, "height must be between 1"),

@@ -56,6 +56,9 @@ def add_model_arguments(p: argparse.ArgumentParser, preset_default: Optional[str
                         "the compute (auto: on CUDA; off: the host's per-layer onloading)")
 
 
+STREAMING = {"auto": None, "on": True, "off": False}  # --block-streaming -> from_pretrained(block_streaming=)
+
+
 def load_generator(args, **overrides):
     """The `LynxGenerator` the options of `add_model_arguments` describe (``overrides`` replace option values)."""
     from ..inference.generator import LynxGenerator
@@ -78,7 +81,7 @@ def load_generator(args, **overrides):
         embedder=args.embedder, detector=args.detector, loras=args.lora, device=args.device, dtype=args.dtype,
         vram_limit=args.vram_limit, offload=args.offload, fp8=args.fp8,
         adapters_revision=getattr(args, "adapters_revision", None), compile=getattr(args, "compile", False),
-        block_streaming={"auto": None, "on": True, "off": False}[getattr(args, "block_streaming", "auto")])
+        block_streaming=STREAMING[getattr(args, "block_streaming", "auto")])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,11 +274,16 @@ def check_jobs(args) -> tuple[list[dict], list[Path], object]:
     tiny = args.preset == "tiny"
     if tiny and args.device not in (None, "cpu"):
         raise LynxValueError(f"--preset tiny runs on the CPU; leave out --device (got {args.device}).")
+    streaming = STREAMING[getattr(args, "block_streaming", "auto")]
+    if tiny and (args.vram_limit is not None or args.offload or args.fp8 or streaming):
+        raise LynxValueError("--preset tiny keeps its few weights in memory; leave out --vram-limit, --offload, --fp8 "
+                             "and --block-streaming (they apply to the 14B model).")
     plan = check_generator_options(
         args.variant, args.preset, args.adapters if (args.adapters or tiny) else f"hub:{args.variant}",
         args.model_paths or (), args.tokenizer_path, args.face_models, tiny_embedder(args) if tiny else args.embedder,
         args.detector, args.lora, "cpu" if tiny else args.device, args.dtype, args.vram_limit, args.adapters_revision,
-        name=flag_of)
+        name=flag_of, offload=args.offload, fp8=args.fp8, compile=getattr(args, "compile", False),
+        block_streaming=streaming)
     multi = len(jobs) > 1
     planned, files = [], []
     for i, job in enumerate(jobs):
