@@ -164,7 +164,7 @@ def build(dev, embedding_dim=128):
 
 def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: str = "cuda", seeds: int = 8,
           base_minutes: float = 0.0, adapter_lr: float | None = None, save_base: Path | None = None,
-          load_base: Path | None = None, save_model_to: Path | None = None) -> None:
+          load_base: Path | None = None, save_model_to: Path | None = None, gen_steps: int = 30) -> None:
     """Train and generate. ``base_minutes > 0`` follows the real recipe: the base DiT is first pre-trained on the
     faces with no identity (adapters absent), then frozen while the adapters train for ``minutes``. With
     ``base_minutes == 0`` base and adapters train together (the earlier protocol).
@@ -241,7 +241,7 @@ def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: 
     if save_model_to is not None:
         save_model(pipe, context, save_model_to)
         print(f"trained model -> {save_model_to}", flush=True)
-    samples = generate(pipe, context, embeds, data["held_out"], dev, seeds=seeds)
+    samples = generate(pipe, context, embeds, data["held_out"], dev, seeds=seeds, steps=gen_steps)
     np.savez_compressed(out / "samples.npz", **samples)
     (out / "train_log.json").write_text(json.dumps({
         "steps": step, "base_steps": base_steps or None, "train_s": train_s, "batch": batch, "lr": lr, "adapter_lr": adapter_lr or lr,
@@ -349,7 +349,7 @@ def fast_options(mode: str):
     return FastOptions(ComputeOptions(**compute), **rest)
 
 
-def sweep(out: Path, model: Path, modes=FAST_MODES, seeds: int = 16, dev: str = "cpu") -> dict:
+def sweep(out: Path, model: Path, modes=FAST_MODES, seeds: int = 16, dev: str = "cpu", steps: int = 30) -> dict:
     """Every fast mode's identity retrieval on the trained model (generated on ``dev``, scored with dlib)."""
     data = np.load(out / "faces.npz")
     train_idx = np.where(~data["held_out"])[0]
@@ -358,12 +358,13 @@ def sweep(out: Path, model: Path, modes=FAST_MODES, seeds: int = 16, dev: str = 
     pipe = build(dev, embeds.shape[1])
     pipe.vae = PCAVAE.fit(crops[train_idx]).to(dev)
     context = load_model(pipe, model, dev)
-    result = {"device": dev, "seeds": seeds, "modes": {}}
+    result = {"device": dev, "seeds": seeds, "steps": steps, "modes": {}}
     with torch.no_grad():
         exact = None
         for mode in modes:
             t = time.time()
-            samples = generate(pipe, context, embeds, data["held_out"], dev, seeds=seeds, fast=fast_options(mode),
+            samples = generate(pipe, context, embeds, data["held_out"], dev, seeds=seeds, steps=steps,
+                               fast=fast_options(mode),
                                modes=("on", "off") if mode == "exact" else ("on",))
             seconds = time.time() - t
             scores = retrieval(data, samples["on"])
@@ -447,17 +448,19 @@ def main():
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seeds", type=int, default=8, help="generations per held-out photo and mode")
+    ap.add_argument("--steps", type=int, default=30, help="sampling steps of each generation")
     args = ap.parse_args()
     if args.stage in ("prepare", "all"):
         prepare(args.faces, args.out)
     if args.stage in ("train", "all"):
         train(args.out, args.minutes, args.batch, args.lr, seed=args.seed, dev=args.device, seeds=args.seeds,
               base_minutes=args.base_minutes, adapter_lr=args.adapter_lr, save_base=args.save_base,
-              load_base=args.load_base, save_model_to=args.save_model)
+              load_base=args.load_base, save_model_to=args.save_model, gen_steps=args.steps)
     if args.stage in ("evaluate", "all"):
         evaluate(args.out)
     if args.stage == "sweep":
-        sweep(args.out, args.model or args.out / "model", args.modes, seeds=args.seeds, dev=args.device)
+        sweep(args.out, args.model or args.out / "model", args.modes, seeds=args.seeds, dev=args.device,
+              steps=args.steps)
 
 
 if __name__ == "__main__":
