@@ -60,7 +60,7 @@ def test_one_buffer_per_unit_keeps_every_value():
     assert all(p % 64 == 0 for p in ptrs)
 
 
-def streamed_generate(files, limit, probe=None, pipe_hook=None):
+def streamed_generate(files, limit, probe=None, pipe_hook=None, streaming=True):
     """A full-variant generation with fp8 storage and block streaming on; ``probe(pipe, block)`` runs inside every
     block's forward (after the streamer put the block's unit on the device)."""
     from lynx_ext.inference import LynxGenerator
@@ -69,7 +69,7 @@ def streamed_generate(files, limit, probe=None, pipe_hook=None):
 
     register_tiny_wan(files["model_paths"][0].rsplit("/", 1)[0])
     gen = LynxGenerator.from_pretrained(variant="full", embedder="insightface", device="cpu", dtype="fp32",
-                                        vram_limit=limit, fp8=True, block_streaming=True, **files)
+                                        vram_limit=limit, fp8=True, block_streaming=streaming, **files)
     handles = []
     if probe is not None:
         for i, block in enumerate(gen.pipe.dit.blocks):
@@ -146,6 +146,42 @@ def test_disable_hands_back_to_the_host(files, vram_events):  # noqa: F811
     assert {k: (v.dtype, tuple(v.shape)) for k, v in gen.pipe.dit.state_dict().items()} == keys
     streamer = enable_block_streaming(gen.pipe, vram_limit=0.0, pin=False)
     assert block_streamer(gen.pipe) is streamer
+
+
+def run(pipe, lynx=True):
+    from wiring_probes import face_image
+
+    if not lynx:
+        return pipe(**GEN).float().cpu()
+    emb = torch.nn.functional.normalize(torch.randn(1, 512, generator=torch.Generator().manual_seed(7)), dim=-1)
+    return pipe(**GEN, lynx_id_embeds=emb, lynx_ref_image=face_image(), cfg_scale=5.0, cfg_scale_i=2.0).float().cpu()
+
+
+def test_swapped_and_removed_adapters_follow_their_blocks(files):  # noqa: F811
+    """`replace_adapters` / `uninstall` on a streaming pipeline: the next forward streams the new adapter layers with
+    their blocks (or the blocks alone), bit-identical to the same change on the host's own VRAM path."""
+    from lynx_ext.pipeline import replace_adapters, uninstall
+    from lynx_ext.tiny.adapters import tiny_adapters
+
+    before, gen = streamed_generate(files, 0.0)
+    _, host = streamed_generate(files, 0.0, streaming=False)
+    assert block_streamer(host.pipe) is None
+    for g in (gen, host):
+        replace_adapters(g.pipe, tiny_adapters(g.pipe.dit, "full", seed=5))
+    after = run(gen.pipe)
+    assert torch.equal(after, run(host.pipe)) and not torch.equal(after, before)
+    streamer = block_streamer(gen.pipe)
+    for i, unit in enumerate(streamer.units):
+        assert unit.modules[1:] == [gen.pipe.lynx.id_layers[str(i)], gen.pipe.lynx.ref_layers[str(i)]]
+        assert unit.slots and all(  # the new layers rest in the unit's CPU storage too
+            (s.owner._parameters.get(s.name) if s.is_param else s.owner._buffers[s.name]).data_ptr()
+            == s.storage.data_ptr() for s in unit.slots)
+        assert any(s.owner is gen.pipe.lynx.id_layers[str(i)].to_k_ip for s in unit.slots)
+    for g in (gen, host):
+        uninstall(g.pipe)
+    plain = run(gen.pipe, lynx=False)
+    assert torch.equal(plain, run(host.pipe, lynx=False))
+    assert all(len(unit.modules) == 1 for unit in streamer.units)
 
 
 def test_options_that_do_not_combine():

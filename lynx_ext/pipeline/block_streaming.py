@@ -20,10 +20,11 @@ Outputs are bit-identical to the unstreamed pipeline: the same tensors, cast the
 """
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -66,10 +67,14 @@ class _Slot:
 
 @dataclass
 class _Unit:
+    modules: list[nn.Module]
     slots: list[_Slot]
     wrapped: list[nn.Module]  # the host's VRAM-managed modules among them (they carry ``state``)
     nbytes: int
     saved_states: list[int] = field(default_factory=list)
+
+    def holds(self, modules: Sequence[nn.Module]) -> bool:
+        return len(modules) == len(self.modules) and all(a is b for a, b in zip(modules, self.modules))
 
 
 def _pin_together(slots: list[_Slot], align: int = 64, pinned: bool = True) -> None:
@@ -90,12 +95,15 @@ class BlockStreamer:
     """Streams ``units`` (one list of modules per DiT block, the block first) to ``device``.
 
     ``vram_limit``: GiB the process may use on the device (None: the device's total memory). ``pin``: keep the
-    CPU storage in page-locked memory (needed for copies that overlap compute; default: on CUDA).
+    CPU storage in page-locked memory (needed for copies that overlap compute; default: on CUDA). ``units_of``:
+    called at the start of every forward; a unit whose modules changed (adapters swapped in or uninstalled) is
+    rebuilt from them.
     """
 
     def __init__(self, units: Sequence[Sequence[nn.Module]], device, dtype: torch.dtype,
                  vram_limit: Optional[float] = None, pin: Optional[bool] = None,
-                 activation_tensors: int = ACTIVATION_TENSORS):
+                 activation_tensors: int = ACTIVATION_TENSORS,
+                 units_of: Optional[Callable[[], Sequence[Sequence[nn.Module]]]] = None):
         self.device = torch.device(device)
         self.dtype = dtype
         self.cuda = self.device.type == "cuda"
@@ -103,8 +111,9 @@ class BlockStreamer:
             vram_limit = torch.cuda.get_device_properties(self.device).total_memory / GIB
         self.vram_limit = vram_limit
         self.activation_tensors = activation_tensors
-        pin = self.cuda if pin is None else pin
-        self.units = [self._unit(modules, pin) for modules in units]
+        self.pin = self.cuda if pin is None else pin
+        self.units_of = units_of
+        self.units = [self._unit(modules) for modules in units]
         self.stream = torch.cuda.Stream(self.device) if self.cuda else None
         self.resident_plan: list[int] = []
         self.cache: dict[int, list[torch.Tensor]] = {}  # resident units' device tensors
@@ -118,7 +127,7 @@ class BlockStreamer:
             self.hooks.append(block.register_forward_hook(self._after(i)))
 
     # ------------------------------------------------------------------------------------------- set-up
-    def _unit(self, modules: Sequence[nn.Module], pin: bool) -> _Unit:
+    def _unit(self, modules: Sequence[nn.Module]) -> _Unit:
         rest = {}  # tensor id -> the dtype it rests in: the innermost host wrapper's onload dtype (e.g. float8)
         wrapped = [m for module in modules for m in module.modules() if hasattr(m, "state") and hasattr(m, "computation")]
         for m in wrapped:  # outer wrappers first, so inner ones win
@@ -138,12 +147,25 @@ class BlockStreamer:
                             storage = storage.to(rest[id(tensor)])
                         dtype = self.dtype if storage.is_floating_point() else storage.dtype
                         slots.append(_Slot(sub, name, is_param, storage, dtype))
-        if pin:
+        if self.pin:
             _pin_together(slots)
         for slot in slots:
             slot.point_at(slot.storage)
         nbytes = sum(s.storage.numel() * s.dtype.itemsize for s in slots)
-        return _Unit(slots, wrapped, nbytes)
+        return _Unit(list(modules), slots, wrapped, nbytes)
+
+    def refresh(self) -> int:
+        """Rebuild the units whose modules changed (see ``units_of``); returns how many were rebuilt."""
+        if self.units_of is None:
+            return 0
+        rebuilt = 0
+        for i, modules in enumerate(self.units_of()):
+            if i < len(self.units) and not self.units[i].holds(modules):
+                self.cache.pop(i, None)
+                self.pending.pop(i, None)
+                self.units[i] = self._unit(modules)
+                rebuilt += 1
+        return rebuilt
 
     # ---------------------------------------------------------------------------------------- planning
     def plan(self, tokens: int, dim: int) -> list[int]:
@@ -203,9 +225,11 @@ class BlockStreamer:
     # --------------------------------------------------------------------------------------------- hooks
     def _before(self, i: int):
         def hook(module, args):
-            if i == 0 and args and torch.is_tensor(args[0]) and args[0].dim() >= 2:
-                x = args[0]
-                self.plan(x.numel() // x.shape[-1], x.shape[-1])
+            if i == 0:
+                self.refresh()
+                if args and torch.is_tensor(args[0]) and args[0].dim() >= 2:
+                    x = args[0]
+                    self.plan(x.numel() // x.shape[-1], x.shape[-1])
             if len(self.finished) == 2:
                 self.finished[0].synchronize()  # do not run more than two blocks ahead of the device
             unit = self.units[i]
@@ -265,14 +289,23 @@ def block_units(pipe) -> list[list[nn.Module]]:
 
 def enable_block_streaming(pipe, vram_limit: Optional[float] = None, pin: Optional[bool] = None) -> BlockStreamer:
     """Stream ``pipe.dit``'s blocks (and the installed adapters' layers) to ``pipe.device`` within ``vram_limit``
-    GiB (see the module docstring). Replaces an earlier streamer of the same pipeline."""
+    GiB (see the module docstring). Replaces an earlier streamer of the same pipeline. Adapters swapped in later
+    (`replace_adapters`) are streamed with their blocks from the next forward on; after `uninstall` the blocks
+    stream alone."""
     from .speed import is_compiled
 
     if is_compiled(pipe.dit):
         raise ValueError("Block streaming swaps the blocks' weights between calls, which compiled blocks do not "
                          "allow; use --compile without --vram-limit/--offload, or drop --compile.")
     disable_block_streaming(pipe)
-    streamer = BlockStreamer(block_units(pipe), pipe.device, pipe.torch_dtype, vram_limit=vram_limit, pin=pin)
+    owner = weakref.ref(pipe)  # the streamer lives on the DiT; it must not keep the pipeline alive
+
+    def units_of():
+        current = owner()
+        return block_units(current) if current is not None else []
+
+    streamer = BlockStreamer(block_units(pipe), pipe.device, pipe.torch_dtype, vram_limit=vram_limit, pin=pin,
+                             units_of=units_of)
     pipe.dit.__dict__[_ATTR] = streamer
     return streamer
 
