@@ -51,6 +51,25 @@ def test_packed_forward_with_both_branches_is_the_host_model_fn(tiny_pipe):
         assert (ours - plain).abs().max() > 1e-3  # the branches really act
 
 
+def test_a_pack_of_equal_and_unequal_samples_is_each_sample_alone(tiny_pipe):
+    """Segments of one shape run as one attention batch; each sample's prediction must still be its own."""
+    install(tiny_pipe, random_adapters(tiny_pipe.dit))
+    shapes = [(2, 4, 6, 5), (1, 4, 4, 5), (2, 4, 6, 7), (2, 4, 6, 5), (1, 4, 4, 5)]  # frames, h, w, text tokens
+    samples = [_inputs(tiny_pipe, seed=i, frames=f, h=h, w=w, text=n) for i, (f, h, w, n) in enumerate(shapes)]
+    refs = [s[2] for s in samples]
+    ref_text = torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(9))
+    t = torch.tensor([900.0, 640.0, 500.0, 120.0, 10.0])
+    with torch.no_grad():
+        feats, lens = packed_forward(tiny_pipe, refs, torch.zeros(len(refs)), [ref_text] * len(refs), capture=True)
+        preds = packed_forward(tiny_pipe, [s[0] for s in samples], t, [s[1] for s in samples],
+                               id_tokens=[s[3] for s in samples], ref_features=feats, ref_lens=lens)
+        for i, (lat, ctx, ref, tokens) in enumerate(samples):
+            alone = capture_reference_features(tiny_pipe, ref, ref_text)
+            host = tiny_pipe.model_fn(dit=tiny_pipe.dit, lynx=tiny_pipe.lynx, latents=lat, timestep=t[i:i + 1],
+                                      context=ctx, lynx_id_tokens=tokens, lynx_ref_features=alone)
+            assert torch.allclose(preds[i], host, atol=1e-5, rtol=0), i
+
+
 def test_packed_gradients_equal_the_host_model_fn_gradients(tiny_pipe):
     """What training optimises through the packed forward is what the host road would optimise (with checkpointing)."""
     install(tiny_pipe, random_adapters(tiny_pipe.dit))

@@ -202,11 +202,22 @@ def test_packed_loss_equals_one_by_one(cache):
     module.configure_model()
     dm.setup()
     pack = [dm.dataset[i] for i in range(4)]
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():  # adapters that act strongly, and an identity of its own for every sample
+        for name, p in module.pipe.lynx.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * (0.5 if "_ip" in name else 0.1))
+    for sample in pack:
+        sample["id_embed"] = torch.nn.functional.normalize(torch.randn(1, len(sample["id_embed"]), generator=g),
+                                                           dim=-1)[0]
     with torch.no_grad():
         packed = module.pack_loss(pack, torch.Generator().manual_seed(3))
         g = torch.Generator().manual_seed(3)
         single = torch.stack([module.pack_loss([s], g) for s in pack]).mean()
+        # each sample's identity matters at this tolerance: handing every sample its neighbour's changes the loss
+        rotated = [dict(s, id_embed=pack[(i + 1) % len(pack)]["id_embed"]) for i, s in enumerate(pack)]
+        other = module.pack_loss(rotated, torch.Generator().manual_seed(3))
     assert torch.allclose(packed, single, rtol=1e-4, atol=1e-6), (packed, single)
+    assert (other - packed).abs() > 5e-4 * packed.abs(), (other, packed)  # 5x the tolerance above
 
 
 def test_token_budget_packing():
@@ -263,3 +274,4 @@ def test_sample_video_face_similarity_and_stage_callbacks(cache, tmp_path):
         SampleVideos([{"image": str(tmp_path / "nope.png"), "prompt": "x"}])
     with pytest.raises(ValueError, match="not both"):
         SampleVideos(pairs, pairs_file=str(cache.parent / "validation_pairs.yaml"))
+

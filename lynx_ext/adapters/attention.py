@@ -58,11 +58,20 @@ def segment_attention(
             f"Segment lengths do not cover the sequences: sum(q_lens)={sum(q_lens)} vs {q.shape[1]}, "
             f"sum(kv_lens)={sum(kv_lens)} vs {k.shape[1]}."
         )
-    outs = [
-        flash_attention(q=qs, k=ks, v=vs, num_heads=num_heads)
-        for qs, ks, vs in zip(q.split(list(q_lens), dim=1), k.split(list(kv_lens), dim=1),
-                              v.split(list(kv_lens), dim=1))
-    ]
+    qs, ks, vs = q.split(list(q_lens), dim=1), k.split(list(kv_lens), dim=1), v.split(list(kv_lens), dim=1)
+    groups: dict[tuple[int, int], list[int]] = {}  # segments of one shape run as one batch (a pack of equal clips:
+    for i, shape in enumerate(zip(q_lens, kv_lens)):  # one attention call instead of one per sample)
+        groups.setdefault(shape, []).append(i)
+    outs: list[Optional[torch.Tensor]] = [None] * len(q_lens)
+    for members in groups.values():
+        if len(members) == 1:
+            i = members[0]
+            outs[i] = flash_attention(q=qs[i], k=ks[i], v=vs[i], num_heads=num_heads)
+            continue
+        batch = flash_attention(q=torch.cat([qs[i] for i in members]), k=torch.cat([ks[i] for i in members]),
+                                v=torch.cat([vs[i] for i in members]), num_heads=num_heads)
+        for row, i in enumerate(members):
+            outs[i] = batch[row:row + 1]
     return torch.cat(outs, dim=1)
 
 

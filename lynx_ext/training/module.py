@@ -188,12 +188,12 @@ class LynxModule(pl.LightningModule):
             weights.append(sched.training_weight(t) if self.loss_args.timestep_weighting else 1.0)
             timesteps.append(float(t))
             contexts.append(self.context(sample["prompt"]))
-            embed = torch.as_tensor(sample["id_embed"]).to(device=dev, dtype=torch.float32)[None]
-            tokens.append(lynx.encode_identity(embed))
+            tokens.append(torch.as_tensor(sample["id_embed"]).to(device=dev, dtype=torch.float32)[None])
             if lynx.config.has_ref:
                 ref_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
                 refs.append(sample_reference_latent(pipe.vae, sample["ref_crop"], ref_seed, dev, dt,
                                                     drop=bool(sample.get("drop_ref"))))
+        tokens = list(lynx.encode_identity(torch.cat(tokens)).split(1))  # the pack's embeddings in one resampler call
         feats, ref_lens = None, None
         if refs:
             with torch.no_grad():
