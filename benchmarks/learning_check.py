@@ -120,16 +120,18 @@ def augment(base: torch.Tensor, frames: int, g: torch.Generator) -> torch.Tensor
 
     p0, p1 = draw(), draw()
     flip = -1.0 if torch.rand(1, generator=g).item() < 0.5 else 1.0
-    out = []
+    thetas, shifts = [], []
     for k in range(frames):
         u = k / max(frames - 1, 1)
         q = {key: p0[key] * (1 - u) + p1[key] * u for key in p0}
         c, s = math.cos(q["a"]) / q["s"], math.sin(q["a"]) / q["s"]
-        theta = torch.tensor([[c * flip, -s, q["dx"]], [s * flip, c, q["dy"]]], device=dev)[None]
-        grid = F.affine_grid(theta, (1, 3, SIZE, SIZE), align_corners=False)
-        img = F.grid_sample(base[None], grid, padding_mode="border", align_corners=False)[0]
-        out.append((img + q["b"]).clamp(-1, 1))
-    return torch.stack(out, dim=1)
+        thetas.append([[c * flip, -s, q["dx"]], [s * flip, c, q["dy"]]])
+        shifts.append(q["b"])
+    theta = torch.tensor(thetas, device=dev)  # all frames in one warp
+    grid = F.affine_grid(theta, (frames, 3, SIZE, SIZE), align_corners=False)
+    img = F.grid_sample(base[None].expand(frames, -1, -1, -1), grid, padding_mode="border", align_corners=False)
+    img = (img + torch.tensor(shifts, device=dev)[:, None, None, None]).clamp(-1, 1)
+    return img.permute(1, 0, 2, 3).contiguous()
 
 
 class FixedEncoding:
