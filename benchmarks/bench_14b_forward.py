@@ -107,6 +107,58 @@ def meta_dit(args):
                         patch_size=(1, 2, 2), num_heads=args.heads, num_layers=args.layers, has_image_input=False)
 
 
+class RandomRun:
+    """A `WanVideoPipeline` with a random DiT of ``args``' shape and one sample's random inputs (latents, prompt and
+    negative-prompt encodings, timestep 900), shared by the 14B benchmarks."""
+
+    def __init__(self, args, dev, dt):
+        from diffsynth.pipelines.wan_video import WanVideoPipeline
+
+        self.args, self.dev, self.dt = args, dev, dt
+        self.dit = materialise_random(meta_dit(args), dev, dt)
+        self.pipe = WanVideoPipeline(device=dev, torch_dtype=dt)
+        self.pipe.dit = self.dit
+        self.g = torch.Generator(dev).manual_seed(1)
+        f = (args.frames - 1) // 4 + 1
+        self.latents = torch.randn(1, 16, f, args.height // 8, args.width // 8, generator=self.g, device=dev).to(dt)
+        self.ctx = torch.randn(1, 512, 4096, generator=self.g, device=dev).to(dt)
+        self.ctx_neg = torch.randn(1, 512, 4096, generator=self.g, device=dev).to(dt)
+        self.ts = torch.tensor([900.0], device=dev, dtype=dt)
+        self.video_tokens = f * (args.height // 16) * (args.width // 16)
+
+    def plain(self):
+        """The host's own forward (nothing of Lynx)."""
+        return self.pipe.model_fn(dit=self.dit, latents=self.latents, timestep=self.ts, context=self.ctx)
+
+    def install(self, variant: str, registers: int):
+        """Install official-shaped random adapters; returns ``fwd(fast=None, guided=False)``: our forward with
+        identity tokens (and reference features for full), or the guided step (three / two branches)."""
+        from lynx_ext.adapters.formats import load_official_states
+        from lynx_ext.pipeline import LynxGuidance, install
+        from lynx_ext.pipeline.fast_modes import start_run
+        from lynx_ext.pipeline.reference_pass import capture_reference_features
+
+        args, dev, dt, g, pipe = self.args, self.dev, self.dt, self.g, self.pipe
+        states = official_states(variant, args.dim, args.layers, registers if variant == "full" else 0, dev, dt)
+        adapters = load_official_states(states, args.dim, args.layers, variant=variant)
+        del states
+        install(pipe, adapters)
+        emb = torch.nn.functional.normalize(torch.randn(1, 512, generator=g, device=dev), dim=-1).to(dt)
+        tokens, tokens0 = pipe.lynx.encode_identity(emb), pipe.lynx.encode_identity(torch.zeros_like(emb))
+        feats = feats0 = None
+        if variant == "full":
+            ref_lat = torch.randn(1, 16, 1, 32, 32, generator=g, device=dev).to(dt)
+            feats = capture_reference_features(pipe, ref_lat, self.ctx)
+            feats0 = capture_reference_features(pipe, ref_lat * 0, self.ctx)
+        guide = LynxGuidance(5.0, 2.0 if variant == "full" else None, self.ctx_neg, tokens0, feats0)
+
+        def fwd(fast=None, guided=False):
+            return pipe.model_fn(dit=self.dit, lynx=pipe.lynx, latents=self.latents, timestep=self.ts,
+                                 context=self.ctx, lynx_id_tokens=tokens, lynx_ref_features=feats,
+                                 lynx_guidance=guide if guided else None, lynx_fast=start_run(fast, dev, dt))
+        return fwd
+
+
 def main():
     ap = argparse.ArgumentParser()
     add_shape_args(ap)

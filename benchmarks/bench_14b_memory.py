@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_14b_forward import add_shape_args, materialise_random, meta_dit, official_states, sync  # noqa: E402
+from bench_14b_forward import RandomRun, add_shape_args  # noqa: E402
 from bench_14b_speed import Bench  # noqa: E402
 
 
@@ -90,12 +90,8 @@ def main():
     ap.add_argument("--lite-card-gib", type=float, default=14.9, help="the same for lite: a 16 GB card")
     ap.add_argument("--skip-host", action="store_true", help="leave out the host's own onloading (slow)")
     args = ap.parse_args()
-    from diffsynth.pipelines.wan_video import WanVideoPipeline
-
-    from lynx_ext.adapters.formats import load_official_states
-    from lynx_ext.pipeline import LynxGuidance, install, uninstall
+    from lynx_ext.pipeline import uninstall
     from lynx_ext.pipeline.block_streaming import block_streamer, disable_block_streaming, enable_block_streaming
-    from lynx_ext.pipeline.reference_pass import capture_reference_features
     from lynx_ext.pipeline.vram import enable_adapter_vram_management
 
     b = Bench(args)
@@ -105,43 +101,19 @@ def main():
         from lynx_ext.compat import ensure_cpu_empty_cache
 
         ensure_cpu_empty_cache()
-    b.info = {"device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__, "cuda": torch.version.cuda,
-              "date": datetime.date.today().isoformat(), "frames": args.frames, "height": args.height,
+    b.info = {"device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
+              "cuda": torch.version.cuda, "date": datetime.date.today().isoformat(), "frames": args.frames, "height": args.height,
               "width": args.width, "dim": args.dim, "layers": args.layers, "registers": args.registers}
-    dit = materialise_random(meta_dit(args), dev, dt)
-    pipe = WanVideoPipeline(device=dev, torch_dtype=dt)
-    pipe.dit = dit
-    g = torch.Generator(dev).manual_seed(1)
-    f = (args.frames - 1) // 4 + 1
-    latents = torch.randn(1, 16, f, args.height // 8, args.width // 8, generator=g, device=dev).to(dt)
-    ctx = torch.randn(1, 512, 4096, generator=g, device=dev).to(dt)
-    ctx_neg = torch.randn(1, 512, 4096, generator=g, device=dev).to(dt)
-    ts = torch.tensor([900.0], device=dev, dtype=dt)
+    run = RandomRun(args, dev, dt)
+    pipe = run.pipe
     torch.set_grad_enabled(False)
-    host = pipe.model_fn
-    plain_out = b.row("plain host forward, all on the device", lambda: host(dit=dit, latents=latents, timestep=ts,
-                                                                            context=ctx), need=20)
+    plain_out = b.row("plain host forward, all on the device", run.plain, need=20)
     b.plain = b.rows[0]["seconds"]
     b.rows[0]["ratio_to_plain"] = 1.0
 
     def setup(variant):
-        states = official_states(variant, args.dim, args.layers, args.registers if variant == "full" else 0, dev, dt)
-        adapters = load_official_states(states, args.dim, args.layers, variant=variant)
-        del states
-        install(pipe, adapters)
-        emb = torch.nn.functional.normalize(torch.randn(1, 512, generator=g, device=dev), dim=-1).to(dt)
-        tokens, tokens0 = pipe.lynx.encode_identity(emb), pipe.lynx.encode_identity(torch.zeros_like(emb))
-        feats = feats0 = None
-        if variant == "full":
-            ref_lat = torch.randn(1, 16, 1, 32, 32, generator=g, device=dev).to(dt)
-            feats = capture_reference_features(pipe, ref_lat, ctx)
-            feats0 = capture_reference_features(pipe, ref_lat * 0, ctx)
-        guide = LynxGuidance(5.0, 2.0 if variant == "full" else None, ctx_neg, tokens0, feats0)
-
-        def fwd(guided=False):
-            return pipe.model_fn(dit=dit, lynx=pipe.lynx, latents=latents, timestep=ts, context=ctx,
-                                 lynx_id_tokens=tokens, lynx_ref_features=feats, lynx_guidance=guide if guided else None)
-        return fwd
+        fwd = run.install(variant, args.registers)
+        return lambda guided=False: fwd(guided=guided)
 
     def reserved_row(name, fn, **kw):
         if cuda:

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_14b_forward import add_shape_args, materialise_random, meta_dit, official_states, sync  # noqa: E402
+from bench_14b_forward import RandomRun, add_shape_args, sync  # noqa: E402
 
 
 class Bench:
@@ -134,13 +134,9 @@ def main():
     ap.add_argument("--skip", nargs="*", default=[],
                     help="sections to leave out: backends fast lite compile cache sage")
     args = ap.parse_args()
-    from diffsynth.pipelines.wan_video import WanVideoPipeline
-
     from lynx_ext.adapters.compute import _FP8_WEIGHTS, ComputeOptions, compute_options
-    from lynx_ext.adapters.formats import load_official_states
-    from lynx_ext.pipeline import LynxGuidance, install, uninstall
-    from lynx_ext.pipeline.fast_modes import FastOptions, start_run
-    from lynx_ext.pipeline.reference_pass import capture_reference_features
+    from lynx_ext.pipeline import uninstall
+    from lynx_ext.pipeline.fast_modes import FastOptions
 
     b = Bench(args)
     A = args.attention
@@ -149,17 +145,10 @@ def main():
               "cuda": torch.version.cuda, "date": datetime.date.today().isoformat(), "frames": args.frames,
               "height": args.height, "width": args.width, "dim": args.dim, "layers": args.layers,
               "registers": args.registers, "repeat": args.repeat}
-    dit = materialise_random(meta_dit(args), dev, dt)
-    pipe = WanVideoPipeline(device=dev, torch_dtype=dt)
-    pipe.dit = dit
-    g = torch.Generator(dev).manual_seed(1)
-    f = (args.frames - 1) // 4 + 1
-    latents = torch.randn(1, 16, f, args.height // 8, args.width // 8, generator=g, device=dev).to(dt)
-    ctx = torch.randn(1, 512, 4096, generator=g, device=dev).to(dt)
-    ctx_neg = torch.randn(1, 512, 4096, generator=g, device=dev).to(dt)
-    ts = torch.tensor([900.0], device=dev, dtype=dt)
+    run = RandomRun(args, dev, dt)
+    dit, pipe, latents, ctx, ts = run.dit, run.pipe, run.latents, run.ctx, run.ts
     host = pipe.model_fn
-    b.info["video_tokens"] = f * (args.height // 16) * (args.width // 16)
+    b.info["video_tokens"] = run.video_tokens
     torch.set_grad_enabled(False)
 
     def plain(attention="auto"):
@@ -175,24 +164,7 @@ def main():
             b.row(f"plain host forward, attention={att}", lambda att=att: plain(att), ref=plain_out)
 
     def setup(variant):
-        states = official_states(variant, args.dim, args.layers, args.registers if variant == "full" else 0, dev, dt)
-        adapters = load_official_states(states, args.dim, args.layers, variant=variant)
-        del states
-        install(pipe, adapters)
-        emb = torch.nn.functional.normalize(torch.randn(1, 512, generator=g, device=dev), dim=-1).to(dt)
-        tokens, tokens0 = pipe.lynx.encode_identity(emb), pipe.lynx.encode_identity(torch.zeros_like(emb))
-        feats = feats0 = None
-        if variant == "full":
-            ref_lat = torch.randn(1, 16, 1, 32, 32, generator=g, device=dev).to(dt)
-            feats = capture_reference_features(pipe, ref_lat, ctx)
-            feats0 = capture_reference_features(pipe, ref_lat * 0, ctx)
-        guide = LynxGuidance(5.0, 2.0 if variant == "full" else None, ctx_neg, tokens0, feats0)
-
-        def fwd(fast=None, guided=False):
-            return pipe.model_fn(dit=dit, lynx=pipe.lynx, latents=latents, timestep=ts, context=ctx,
-                                 lynx_id_tokens=tokens, lynx_ref_features=feats,
-                                 lynx_guidance=guide if guided else None, lynx_fast=start_run(fast, dev, dt))
-        return fwd
+        return run.install(variant, args.registers)
 
     def opts(attention="auto", fuse=False, fp8=False, **kw):
         return FastOptions(ComputeOptions(attention=attention, fuse_projections=fuse, fp8=fp8), **kw)
