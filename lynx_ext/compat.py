@@ -28,3 +28,11 @@ def cpu_mem_get_info(device=None) -> tuple[int, int]:
     except ImportError:
         page = os.sysconf("SC_PAGE_SIZE")
         return page * os.sysconf("SC_AVPHYS_PAGES"), page * os.sysconf("SC_PHYS_PAGES")
+
+
+def ffmpeg_spawn_without_preexec() -> None:
+    """imageio-ffmpeg starts ffmpeg with ``preexec_fn=os.setpgrp`` (to keep Ctrl-C from the child). A ``preexec_fn``
+    runs Python in the forked child, which deadlocks when another thread held a lock at the fork (torch's and
+    gloo's threads in a DDP rank, a web server's: seen here as a DDP training rank hanging for good while its child
+    waited on a futex). imageio-ffmpeg's own switch turns that off (its issue #58); the user's setting wins."""
+    os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")

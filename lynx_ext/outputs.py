@@ -108,6 +108,9 @@ def write_video(frames: Sequence[Image.Image], path: str | Path, fps: int, overw
         if suffix == ".mp4":
             import imageio
 
+            from .compat import ffmpeg_spawn_without_preexec
+
+            ffmpeg_spawn_without_preexec()
             with imageio.get_writer(str(tmp), fps=fps, codec="libx264", quality=8, format="FFMPEG",
                                     macro_block_size=1, ffmpeg_log_level="error") as writer:
                 for frame in frames:

@@ -105,6 +105,10 @@ def _existing(path: str | os.PathLike) -> Path:
 def _open_video(path: Path):
     import imageio.v3 as iio
 
+    from ..compat import ffmpeg_spawn_without_preexec
+
+    ffmpeg_spawn_without_preexec()
+
     # imageio's ffmpeg plugin does not claim .gif files although ffmpeg decodes them; present those as .mp4
     hint = ".mp4" if path.suffix.lower() == ".gif" else None
     try:
