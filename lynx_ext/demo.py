@@ -11,7 +11,7 @@ REAL_COMMAND = (
     "diffsynth-ext generate --extension lynx --variant full --image face.jpg \\\n"
     "    --prompt \"A woman walks through a sunlit market, smiling at the camera\" \\\n"
     "    --adapters hub:full --output outputs/market.mp4            # Wan2.1-T2V-14B + official lynx_full\n"
-    "    # on a 24 GB card add: --vram-limit 20 --fp8"
+    "    # on a 24 GB card add: --vram-limit 20  (and --fp8 to halve the CPU RAM it pins)"
 )
 NO_SIMILARITY = ("face similarity not measured: on the frames of an untrained tiny model with stand-in face models "
                  "it would mean nothing")
