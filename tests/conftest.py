@@ -63,3 +63,26 @@ def random_adapters(dit, variant="full", seed=0, scale=0.5, **kw):
 
 GEN = dict(prompt="a woman smiling in a park", negative_prompt="blurred", height=64, width=64, num_frames=5,
            num_inference_steps=2, seed=3, tiled=False, output_type="floatpoint", progress_bar_cmd=lambda x: x)
+
+
+def random_running_statistics(model: torch.nn.Module) -> dict:
+    """Give ``model``'s BatchNorm layers random running statistics (a trained network's are not 0 / 1); returns its
+    state dict."""
+    state = model.state_dict()
+    for key, value in state.items():
+        if key.endswith("running_var"):
+            value.copy_(torch.rand_like(value) + 0.5)
+        elif key.endswith("running_mean"):
+            value.copy_(torch.randn_like(value) * 0.1)
+    return state
+
+
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory) -> Path:
+    """A ``LYNX_EXT_HOME`` of the module's own (pair it with ``use_module_home``)."""
+    return tmp_path_factory.mktemp("lynx_home")
+
+
+@pytest.fixture
+def use_module_home(module_home, monkeypatch):
+    monkeypatch.setenv("LYNX_EXT_HOME", str(module_home))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import random_running_statistics
 
 from lynx_ext.conditioners.curricularface import (CURRICULARFACE_FILE, CurricularFaceEmbedder,
                                                   load_curricularface_embedder)
@@ -42,12 +43,7 @@ def standin_bin(tmp_path_factory) -> Path:
         for p in model.parameters():
             if p.ndim == 4:
                 p.mul_(0.35)  # keep random activations finite through 49 units
-    state = model.state_dict()
-    for key, value in state.items():
-        if key.endswith("running_var"):
-            value.copy_(torch.rand_like(value) + 0.5)
-        elif key.endswith("running_mean"):
-            value.copy_(torch.randn_like(value) * 0.1)
+    state = random_running_statistics(model)
     folder = tmp_path_factory.mktemp("opens2v_weights")
     torch.save(state, folder / CURRICULARFACE_FILE)
     return folder / CURRICULARFACE_FILE

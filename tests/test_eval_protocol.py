@@ -18,19 +18,9 @@ from PIL import Image, ImageOps
 
 from lynx_ext.cli.eval import main as eval_main
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("use_module_home")]
 RECIPE = ROOT / "recipes" / "eval" / "tiny_cpu.yaml"
 SCRIPT = str(Path(sys.executable).with_name("diffsynth-ext"))
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    return tmp_path_factory.mktemp("lynx_home")
-
-
-@pytest.fixture(autouse=True)
-def _home(home, monkeypatch):
-    monkeypatch.setenv("LYNX_EXT_HOME", str(home))
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +35,9 @@ def subjects(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory, subjects, home):
+def full_run(tmp_path_factory, subjects, module_home):
     out = tmp_path_factory.mktemp("protocol") / "out"
-    os.environ["LYNX_EXT_HOME"] = str(home)
+    os.environ["LYNX_EXT_HOME"] = str(module_home)
     rc = eval_main(["--config", str(RECIPE), "--subjects", str(subjects), "--output", str(out), "--quiet"])
     assert rc == 0
     return out
@@ -104,7 +94,7 @@ def comparable(report: dict) -> list:
     return [{k: r[k] for k in keys} for r in report["cases"]]
 
 
-def test_kill_resume_and_shards_give_the_same_report(full_run, subjects, tmp_path, home):
+def test_kill_resume_and_shards_give_the_same_report(full_run, subjects, tmp_path, module_home):
     data = yaml.safe_load(RECIPE.read_text())
     data["arms"] = data["arms"][:1]  # the id_on arm alone: 4 cases, compared with the full run's id_on cases
     recipe = tmp_path / "one_arm.yaml"
@@ -112,7 +102,7 @@ def test_kill_resume_and_shards_give_the_same_report(full_run, subjects, tmp_pat
     out = tmp_path / "killed"
     argv = [SCRIPT, "eval", "--extension", "lynx", "--config", str(recipe), "--subjects", str(subjects),
             "--output", str(out), "--quiet"]
-    proc = subprocess.Popen(argv, env={**os.environ, "LYNX_EXT_HOME": str(home)}, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(argv, env={**os.environ, "LYNX_EXT_HOME": str(module_home)}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     results = out / "results"
     deadline = time.time() + 400

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import random_running_statistics
 from conftest_faces import CPU, astronaut_png, standin_pack  # noqa: F401
 
 from lynx_ext.conditioners import FaceAnalyzer
@@ -31,12 +32,7 @@ def random_weights(tmp_path_factory) -> Path:
     """A random IR-SE50 checkpoint with non-trivial batch-norm statistics, saved like facexlib's .pth."""
     torch.manual_seed(0)
     model = IRSE50()
-    state = model.state_dict()
-    for key, value in state.items():
-        if key.endswith("running_var"):
-            value.copy_(torch.rand_like(value) + 0.5)
-        elif key.endswith("running_mean"):
-            value.copy_(torch.randn_like(value) * 0.1)
+    state = random_running_statistics(model)
     path = tmp_path_factory.mktemp("fx") / "recognition_arcface_ir_se50.pth"
     torch.save(state, path)
     return path

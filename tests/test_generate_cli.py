@@ -16,14 +16,7 @@ from lynx_ext.cli.generate import main as generate
 SCRIPT = str(Path(sys.executable).with_name("diffsynth-ext"))  # the console script of this environment
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    return tmp_path_factory.mktemp("lynx_home")
-
-
-@pytest.fixture(autouse=True)
-def _home(home, monkeypatch):
-    monkeypatch.setenv("LYNX_EXT_HOME", str(home))
+pytestmark = pytest.mark.usefixtures("use_module_home")
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +50,12 @@ def test_cli_end_to_end(face_png, tmp_path, capsys):
     assert len(imageio.mimread(str(out))) == 5
 
 
-def test_console_script_and_batch_mode(face_png, tmp_path, home):
+def test_console_script_and_batch_mode(face_png, tmp_path, module_home):
     prompts = tmp_path / "prompt.txt"
     prompts.write_text("an astronaut waving\n")
     jobs = tmp_path / "jobs.yaml"
     jobs.write_text(f"- {{image: {face_png}, prompt: {prompts}, seed: 1}}\n- {{image: {face_png}, prompt: hello, seed: 2}}\n")
-    env = dict(__import__("os").environ, LYNX_EXT_HOME=str(home))
+    env = dict(__import__("os").environ, LYNX_EXT_HOME=str(module_home))
     proc = subprocess.run([SCRIPT, "generate", "--extension", "lynx", "--batch", str(jobs), "--output-dir",
                            str(tmp_path / "out"), "--variant", "lite", *FAST], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from wiring_probes import tiny_recipe_for
+from wiring_probes import prepare_tiny_training_data, tiny_recipe_for
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,17 +19,14 @@ SCRIPT = str(Path(sys.executable).with_name("diffsynth-ext"))
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    from lynx_ext.training.data.prepare import prepare_dataset
-    from lynx_ext.training.tiny_data import build_tiny_dataset, write_validation_pairs
+    from lynx_ext.training.tiny_data import write_validation_pairs
 
     root = tmp_path_factory.mktemp("tiny_data")
-    dataset = build_tiny_dataset(root / "dataset")
-    prepare_dataset(dataset, root / "prepared", embedder="dlib", detector="dlib", device="cpu", progress=False,
-                    verbose=False)
-    write_validation_pairs(root, dataset)
+    prepared = prepare_tiny_training_data(root)
+    write_validation_pairs(root, root / "dataset")
     for generations in (True, False):
         tiny_recipe_for(root, generations)
-    return root / "prepared"
+    return prepared
 
 
 def recipe_of(cache) -> Path:

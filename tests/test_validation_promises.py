@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from wiring_probes import tiny_recipe_for
+from wiring_probes import prepare_tiny_training_data, tiny_recipe_for
 import torch
 from PIL import Image
 
@@ -305,14 +305,7 @@ def test_resume_takes_a_newer_complete_step_checkpoint_and_cleans_temporaries(tm
 # ----------------------------------------------------------------------------------------- training through fit
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    from lynx_ext.training.data.prepare import prepare_dataset
-    from lynx_ext.training.tiny_data import build_tiny_dataset
-
-    root = tmp_path_factory.mktemp("tiny_data")
-    dataset = build_tiny_dataset(root / "dataset")
-    prepare_dataset(dataset, root / "prepared", embedder="dlib", detector="dlib", device="cpu", progress=False,
-                    verbose=False)
-    return root / "prepared"
+    return prepare_tiny_training_data(tmp_path_factory.mktemp("tiny_data"))
 
 
 @pytest.fixture(autouse=True)
