@@ -183,13 +183,59 @@ def run_config(args, name: str) -> dict:
     return res
 
 
+def optimizer_steps(args, steps: int = 3) -> list[dict]:
+    """The optimiser step alone on the full adapters' weights (fp32, random gradients): seconds per step and the
+    memory its states take, for each candidate class -- how the 8-bit optimiser of the recipes was chosen."""
+    from lynx_ext.adapters import LynxAdapters
+    from lynx_ext.training.build import build_adapter_config
+    from lynx_ext.training.args import AdapterArgs
+    from lynx_ext.training.optimizers import build_optimizer
+
+    candidates = [("torch.optim.AdamW", {}), ("torch.optim.AdamW", {"fused": True}),
+                  ("bitsandbytes.optim.AdamW8bit", {}), ("torchao.optim.AdamW8bit", {})]
+    with torch.device("meta"):
+        dit = meta_dit(args)
+    rows = []
+    for path, extra in candidates:
+        with torch.device(args.device):
+            adapters = LynxAdapters(build_adapter_config(dit, AdapterArgs(variant="full")), init="random")
+        params = [p for p in adapters.parameters()]
+        for p in params:
+            p.grad = torch.randn_like(p) * 1e-3
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        try:
+            opt = build_optimizer(params, path, extra, 1e-5, 0.01, (0.9, 0.999))
+            times = []
+            for _ in range(steps + 1):
+                torch.cuda.synchronize()
+                t = time.perf_counter()
+                opt.step()
+                torch.cuda.synchronize()
+                times.append(time.perf_counter() - t)
+            rows.append({"optimizer": path, "args": extra, "step_s": sorted(times[1:])[len(times[1:]) // 2],
+                         "first_step_s": times[0],
+                         "state_gib": (torch.cuda.memory_allocated() - base) / 2**30,
+                         "peak_extra_gib": (torch.cuda.max_memory_allocated() - base) / 2**30})
+        except Exception as exc:  # a missing kernel on this machine: reported, the rest still measured
+            rows.append({"optimizer": path, "args": extra, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        print(json.dumps(rows[-1]), flush=True)
+        opt = params = adapters = None  # noqa: F841
+        gc.collect()
+        torch.cuda.empty_cache()
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     add_shape_args(ap)
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     ap.add_argument("--steps", type=int, default=3, help="timed steps per configuration (after one warm-up step)")
     ap.add_argument("--vae-dim", type=int, default=96, help="96 = the real Wan VAE; smaller only for smoke runs")
+    ap.add_argument("--optimizers", action="store_true", help="first time the optimiser step alone per class")
     args = ap.parse_args()
+    optimizers = optimizer_steps(args) if args.optimizers else []
     name = torch.cuda.get_device_name() if torch.device(args.device).type == "cuda" else "cpu"
     peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), 989.0)
     rows = []
@@ -217,7 +263,7 @@ def main():
     if args.json:
         Path(args.json).write_text(json.dumps({"device": name, "torch": torch.__version__,
                                                "date": datetime.date.today().isoformat(), "peak_tflops": peak,
-                                               "runs": rows}, indent=1))
+                                               "optimizer_steps": optimizers, "runs": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -73,3 +73,19 @@ def store_frozen_linears_fp8(module: nn.Module) -> int:
 def fp8_stored_bytes(module: nn.Module) -> int:
     """Bytes of the float8 weights and their scales under ``module`` (what the storage costs on the device)."""
     return sum(layer.weight.nbytes + layer.fp8_scale.nbytes for layer in module.modules() if is_fp8_stored(layer))
+
+
+def restore_linears(module: nn.Module, dtype: torch.dtype = torch.float32) -> int:
+    """Undo `store_frozen_linears_fp8`: each such weight back in ``dtype`` (its dequantised value), the layer's own
+    forward again. Returns the layers changed."""
+    changed = 0
+    for layer in module.modules():
+        if not is_fp8_stored(layer):
+            continue
+        with torch.no_grad():
+            weight = (layer.weight.to(torch.float32) * layer.fp8_scale).to(dtype)
+        layer.weight = nn.Parameter(weight, requires_grad=False)
+        del layer.fp8_scale
+        del layer.forward
+        changed += 1
+    return changed
