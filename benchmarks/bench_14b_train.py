@@ -36,7 +36,7 @@ BF16_WEIGHTS = {"optimizer": "torchao.optim.AdamW8bit", "optimizer_args": {"bf16
 CONFIGS = {
     "full-141gb": ("full", None, {}, {}, None),
     "full-80gb": ("full", 79.0, {"fp8_storage": True}, EIGHT_BIT, None),
-    "full-80gb-torchao": ("full", 79.0, {"fp8_storage": True}, {"optimizer": "torchao.optim.AdamW8bit"}, None),
+    "full-80gb-offload": ("full", 79.0, {"fp8_storage": True, "gradient_checkpointing": "offload"}, EIGHT_BIT, None),
     "full-48gb": ("full", 46.0, {"fp8_storage": True, "trainable_dtype": "bf16", "gradient_checkpointing": "offload"},
                   BF16_WEIGHTS, None),
     "lite-141gb": ("lite", None, {}, {}, None),
@@ -247,6 +247,9 @@ def main():
             res["mfu_3x_fwd_pct"] = 100 * 3 * fwd / res["step_s"] / (peak * 1e12)
         rows.append(res)
         print(json.dumps({k: v for k, v in res.items() if k not in ("step_times",)}), flush=True)
+        if args.json:  # after every configuration: a run cut short keeps what it measured
+            Path(args.json).write_text(json.dumps({"device": name, "torch": torch.__version__, "partial": True,
+                                                   "optimizer_steps": optimizers, "runs": rows}, indent=1))
     base = {r["variant"]: r for r in rows if r.get("ok") and r["card_gib"] is None}
     print(f"\n{'config':<20} {'card':>6} {'step s':>8} {'x unconstr.':>11} {'tok/s':>7} {'MFU %':>6} "
           f"{'alloc GiB':>9} {'resv GiB':>9} {'RSS GiB':>8}")

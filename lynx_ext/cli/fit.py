@@ -26,9 +26,10 @@ def make_cli(args: list[str], run: bool = True):
                 parser.add_argument("--ckpt_path", type=Optional[str], default=None, help="checkpoint to resume")
                 parser.add_argument("--weights_only", type=Optional[bool], default=None)
 
-        def before_fit(self) -> None:  # before any weight loads: data, adapters and embedder must fit
-            from ..training.preflight import check_training_inputs
+        def before_fit(self) -> None:  # before any weight loads: the card, data, adapters and embedder must fit
+            from ..training.preflight import check_training_inputs, check_training_memory
 
+            check_training_memory(self.model, self.datamodule, self.trainer)
             check_training_inputs(self.model, self.datamodule)
 
         def _parse_ckpt_path(self) -> None:

@@ -40,6 +40,8 @@ class LynxModule(pl.LightningModule):
         trainable_dtype: the trained weights (and their gradients) in float32, or in bf16 — half the memory, and
             then only with an optimiser that rounds its updates stochastically (``torchao.optim.AdamW8bit`` with
             ``optimizer_args: {bf16_stochastic_round: true}``), since bf16 drops updates below 1/256 of a weight.
+        memory_check: before loading, refuse a recipe whose estimated GPU memory exceeds the card
+            (`memory_plan.check_fits`), naming the options that would fit.
         seed: the seed every per-step random draw (timesteps, noise, reference samples) derives from.
     """
 
@@ -54,6 +56,7 @@ class LynxModule(pl.LightningModule):
         train_dit: bool = False,
         gradient_checkpointing: Union[bool, Literal["offload"]] = True,
         trainable_dtype: Literal["fp32", "bf16"] = "fp32",
+        memory_check: bool = True,
         seed: int = 0,
     ):
         super().__init__()
@@ -61,6 +64,7 @@ class LynxModule(pl.LightningModule):
         self.lora_rank, self.lora_target_modules = int(lora_rank), lora_target_modules
         self.train_dit, self.gradient_checkpointing, self.seed = train_dit, gradient_checkpointing, int(seed)
         self.trainable_dtype = torch.bfloat16 if trainable_dtype == "bf16" else torch.float32
+        self.memory_check = bool(memory_check)
         if gradient_checkpointing not in (True, False, "offload"):
             raise LynxValueError(f"model.gradient_checkpointing must be true, false or offload, got "
                                  f"{gradient_checkpointing!r}.")
