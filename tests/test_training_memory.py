@@ -221,3 +221,26 @@ def test_fit_refuses_a_recipe_that_cannot_fit_the_card_before_loading(cache, tmp
     main(args + plain)
     assert "needs about" not in capsys.readouterr().err
     assert main(args + plain + ["--model.memory_check", "false"]) != 0
+
+
+@pytest.mark.parametrize("recipe, card, gib", [
+    ("full_stage2_video.yaml", None, 80), ("full_stage1_image.yaml", None, 80),
+    ("lite_stage2_video.yaml", None, 48), ("lite_stage1_image.yaml", None, 48),
+    ("full_stage2_video.yaml", "full_48gb.yaml", 48), ("lite_stage2_video.yaml", "lite_24gb.yaml", 24)])
+def test_each_card_recipe_fits_its_card_by_the_estimate(recipe, card, gib):
+    """The shipped recipes (and the per-card sets added after them) fit the card they are for, and the next card
+    down refuses them: the check and the recipes agree."""
+    from lynx_ext.cli.fit import make_cli
+    from lynx_ext.errors import LynxCompatibilityError
+    from lynx_ext.training.memory_plan import check_fits
+
+    configs = ["--config", str(ROOT / "recipes" / "wan2.1-t2v-14b" / recipe)]
+    if card:
+        configs += ["--config", str(ROOT / "recipes" / "wan2.1-t2v-14b" / "cards" / card)]
+    cli = make_cli([*configs, "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--model.adapters.init_from", ""],
+                   run=False)
+    tokens = cli.datamodule.token_budget
+    assert check_fits(cli.model, tokens, gib * 2**30, f"a {gib} GB card", text_cached=True).total < gib * 0.96
+    smaller = {80: 48, 48: 24, 24: 16}[gib]
+    with pytest.raises(LynxCompatibilityError, match=f"a {smaller} GB card"):
+        check_fits(cli.model, tokens, smaller * 2**30, f"a {smaller} GB card", text_cached=True)
