@@ -39,6 +39,8 @@ CONFIGS = {
     "full-80gb-offload": ("full", 79.0, {"fp8_storage": True, "gradient_checkpointing": "offload"}, EIGHT_BIT, None),
     "full-48gb": ("full", 46.0, {"fp8_storage": True, "trainable_dtype": "bf16", "gradient_checkpointing": "offload"},
                   BF16_WEIGHTS, None),
+    "full-141gb-compile": ("full", None, {"compile": True}, {}, None),
+    "full-80gb-compile": ("full", 79.0, {"fp8_storage": True, "compile": True}, EIGHT_BIT, None),
     "lite-141gb": ("lite", None, {}, {}, None),
     "lite-24gb": ("lite", 22.0, {"fp8_storage": True, "trainable_dtype": "bf16", "gradient_checkpointing": "offload"},
                   BF16_WEIGHTS, None),

@@ -42,6 +42,9 @@ class LynxModule(pl.LightningModule):
             ``optimizer_args: {bf16_stochastic_round: true}``), since bf16 drops updates below 1/256 of a weight.
         memory_check: before loading, refuse a recipe whose estimated GPU memory exceeds the card
             (`memory_plan.check_fits`), naming the options that would fit.
+        compile: compile the DiT blocks regionally, as ``generate --compile`` does (`pipeline.speed.compile_dit`;
+            the Lynx attention forwards stay outside the graphs); checkpointed blocks recompute through the compiled
+            graphs. The first steps of each new shape pay the compilation.
         seed: the seed every per-step random draw (timesteps, noise, reference samples) derives from.
     """
 
@@ -57,6 +60,7 @@ class LynxModule(pl.LightningModule):
         gradient_checkpointing: Union[bool, Literal["offload"]] = True,
         trainable_dtype: Literal["fp32", "bf16"] = "fp32",
         memory_check: bool = True,
+        compile: bool = False,
         seed: int = 0,
     ):
         super().__init__()
@@ -65,6 +69,7 @@ class LynxModule(pl.LightningModule):
         self.train_dit, self.gradient_checkpointing, self.seed = train_dit, gradient_checkpointing, int(seed)
         self.trainable_dtype = torch.bfloat16 if trainable_dtype == "bf16" else torch.float32
         self.memory_check = bool(memory_check)
+        self.compile = bool(compile)
         if gradient_checkpointing not in (True, False, "offload"):
             raise LynxValueError(f"model.gradient_checkpointing must be true, false or offload, got "
                                  f"{gradient_checkpointing!r}.")
@@ -150,6 +155,10 @@ class LynxModule(pl.LightningModule):
             from .activation_offload import BlockInputOffload
 
             self.activation_offload = BlockInputOffload()
+        if self.compile:
+            from ..pipeline.speed import compile_dit
+
+            compile_dit(pipe)
         self.pipe = pipe
 
     def _training_device(self, pipe) -> torch.device:
