@@ -12,12 +12,12 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest_eval import FACES_DIR, decode_all, letterbox, strict_json, write_clip
+from conftest_eval import FACES_DIR, decode_all, letterbox, needs_face_photos, strict_json, write_clip
 from PIL import Image
 
 from lynx_ext.cli.eval import main as eval_main
 
-pytestmark = pytest.mark.skipif(not (FACES_DIR / "manifest.csv").is_file(), reason=f"no face photos at {FACES_DIR}")
+pytestmark = needs_face_photos
 OFFLINE_RECOGNISERS = ["dlib"]
 
 
