@@ -12,7 +12,7 @@ from lynx_ext.evaluation.aggregate import compare_arms, summarize_rows
 from lynx_ext.evaluation.sampling import sample_indices
 from lynx_ext.conditioners.similarity import cosine_similarity
 from lynx_ext.evaluation.stats import bootstrap_ci, paired_difference, summarize
-from lynx_ext.evaluation.strict_json import dumps_strict
+from lynx_ext.outputs import dumps_strict
 from lynx_ext.evaluation.temporal import temporal_consistency
 
 
