@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from conftest_faces import FACES_DIR, needs_face_photos  # noqa: F401  (the photos' one home)
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,8 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest_eval import FACES_DIR, decode_all, letterbox, needs_face_photos, strict_json, write_clip
+from conftest_eval import decode_all, letterbox, strict_json, write_clip
+from conftest_faces import FACES_DIR, needs_face_photos
 from PIL import Image
 
 from lynx_ext.cli.eval import main as eval_main

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest_eval import FACES_DIR, pan_clip, needs_face_photos, strict_json, write_clip, zero_frame_video
+from conftest_eval import pan_clip, strict_json, write_clip, zero_frame_video
+from conftest_faces import FACES_DIR, needs_face_photos
 from PIL import Image
 
 from lynx_ext.cli.eval import main as eval_main
