@@ -1,7 +1,6 @@
 """Helpers of the evaluation tests (import them explicitly: ``from conftest_eval import ...``)."""
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import Sequence
@@ -10,8 +9,6 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-# The labelled real photos live in ../shared next to the checkout (tests and local checks only, never shipped).
-FACES_DIR = Path(os.environ.get("LYNX_FACES_DIR", ROOT.parent / "shared" / "data" / "faces"))
 
 
 def strict_json(path: Path):

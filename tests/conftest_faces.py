@@ -12,6 +12,11 @@ CPU = ["CPUExecutionProvider"]
 # The labelled real photos live in ``shared/`` beside the checkout (``../shared``), never in the repository.
 SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
 FACES_DIR = Path(os.environ.get("LYNX_FACES_DIR", SHARED_FACES))
+HAVE_FACE_PHOTOS = (FACES_DIR / "manifest.csv").is_file()
+MISSING_FACE_PHOTOS = (f"the labelled face photos are missing: no {FACES_DIR / 'manifest.csv'} (a clean clone has no "
+                       "../shared/data/faces beside it; CI has it, or set LYNX_FACES_DIR)")
+#: Marks a test (or, as ``pytestmark``, a module) that needs the real photos; skipped with a reason naming the folder.
+needs_face_photos = pytest.mark.skipif(not HAVE_FACE_PHOTOS, reason=MISSING_FACE_PHOTOS)
 
 
 def astronaut() -> np.ndarray:

@@ -1,6 +1,7 @@
 """Block streaming (`lynx_ext.pipeline.block_streaming`): the streamed generation equals the host-managed one bit for
-bit, never takes the host's per-call copies of the blocks, keeps at most two streamed units on the device, keeps
-the planned units resident across forwards, and hands every weight back to its CPU storage between blocks.
+bit, never takes the host's per-call copies of the blocks, keeps at most two streamed units on the device and
+frees each one's copy after its block, keeps the planned units resident across forwards, never computes with a
+prefetched copy of swapped-out adapters, and hands every weight back to its CPU storage between blocks.
 
 On the CPU the "device copy" of a unit is recognised by its dtype: stored in float8, computed in float32."""
 from __future__ import annotations
@@ -195,3 +196,71 @@ def test_options_that_do_not_combine():
         check(block_streaming=True)
     with pytest.raises(LynxValueError, match="compile.*--vram-limit"):
         check(compile=True, vram_limit=20.0)
+
+
+def test_streamed_units_leave_the_device_after_their_block(files):  # noqa: F811
+    """At a zero limit every streamed unit's device copy is freed once its block has run: the bytes of device copies
+    still alive after each block (tracked by their storages, not by the streamer's own bookkeeping) stay at 0, over
+    the reference passes and every guidance branch of every step."""
+    import weakref
+
+    copies: list[tuple[weakref.ref, int]] = []  # (storage of a device copy, its bytes)
+    alive_after_block: list[int] = []
+    current: dict[int, list] = {}
+
+    def tensors(pipe, i):
+        return [t for m in block_units(pipe)[i] for t in (*m.parameters(), *m.buffers())]
+
+    def hooks(pipe):
+        def before(i):
+            def hook(module, args):  # runs after the streamer's hook: the unit's device copy is in place
+                current[i] = [(t, weakref.ref(t.untyped_storage()), t.untyped_storage().nbytes(), t.data_ptr())
+                              for t in tensors(pipe, i)]
+            return hook
+
+        def after(i):
+            def hook(module, args, output):  # after the streamer's hook: the weights point at their storage again
+                for t, storage, nbytes, ptr in current.pop(i):
+                    if t.data_ptr() != ptr:  # it computed on a copy
+                        copies.append((storage, nbytes))
+                alive_after_block.append(sum(n for s, n in copies if s() is not None))
+            return hook
+
+        for i, block in enumerate(pipe.dit.blocks):
+            block.register_forward_pre_hook(before(i))
+            block.register_forward_hook(after(i))
+
+    _, gen = streamed_generate(files, 0.0, pipe_hook=hooks)
+    n = len(gen.pipe.dit.blocks)
+    assert len(alive_after_block) > 3 * n and copies  # several forwards ran, each block on a device copy
+    unit_bytes = max(b for _, b in copies)
+    assert unit_bytes > 0 and max(alive_after_block) == 0, (
+        f"device copies left behind after a block: up to {max(alive_after_block)} bytes")
+
+
+def test_a_prefetched_block_is_not_used_after_an_adapter_swap(files):  # noqa: F811
+    """The end of a forward prefetches block 0 with the old adapter layers. After `replace_adapters` the first
+    forward is one where the new adapters act (reference features given, no guidance: no reference pass comes
+    first), and it must use the new layers, as the host's own path does."""
+    from lynx_ext.pipeline import replace_adapters
+    from lynx_ext.tiny.adapters import tiny_adapters
+
+    _, gen = streamed_generate(files, 0.0)
+    _, host = streamed_generate(files, 0.0, streaming=False)
+    dim, n = gen.pipe.dit.dim, len(gen.pipe.dit.blocks)
+    g = torch.Generator().manual_seed(11)
+    features = {b: torch.randn(1, 16, dim, generator=g) for b in range(n)}
+    emb = torch.nn.functional.normalize(torch.randn(1, 512, generator=g), dim=-1)
+
+    def first_forward_uses_adapters(pipe):
+        return pipe(**{**GEN, "num_inference_steps": 1}, lynx_id_embeds=emb, lynx_ref_features=features,
+                    cfg_scale=1.0).float().cpu()
+
+    for gn in (gen, host):
+        replace_adapters(gn.pipe, tiny_adapters(gn.pipe.dit, "full", seed=5))
+    swapped = first_forward_uses_adapters(gen.pipe)
+    assert torch.equal(swapped, first_forward_uses_adapters(host.pipe))
+    for gn in (gen, host):
+        replace_adapters(gn.pipe, tiny_adapters(gn.pipe.dit, "full", seed=9))
+    again = first_forward_uses_adapters(gen.pipe)
+    assert torch.equal(again, first_forward_uses_adapters(host.pipe)) and not torch.equal(again, swapped)

@@ -105,3 +105,15 @@ def test_cases_and_shards(tmp_path):
     for bad in ("0/3", "4/3", "1/0", "a/b", "2"):
         with pytest.raises(DefinitionError):
             parse_shard(bad)
+
+
+def test_manifest_saved_by_a_spreadsheet_program_is_read(tmp_path):
+    """Excel and LibreOffice save CSV as UTF-8 with a byte-order mark and CRLF line ends: the first column is
+    still ``video``, and cells keep their non-ASCII text."""
+    from lynx_ext.evaluation.manifest import read_manifest
+
+    text = "video,subject,prompt,arm,seed\r\nclip.mp4,zoë,une femme sourit à la caméra,sys_a,3\r\n"
+    (tmp_path / "manifest.csv").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    (case,) = read_manifest(tmp_path)
+    assert (case.video, case.subject, case.prompt, case.arm, case.seed) == (
+        "clip.mp4", "zoë", "une femme sourit à la caméra", "sys_a", 3)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from lynx_ext.evaluation.aggregate import compare_arms, summarize_rows
 from lynx_ext.evaluation.sampling import sample_indices
 from lynx_ext.conditioners.similarity import cosine_similarity
 from lynx_ext.evaluation.stats import bootstrap_ci, paired_difference, summarize
-from lynx_ext.evaluation.strict_json import dumps_strict
+from lynx_ext.outputs import dumps_strict
 from lynx_ext.evaluation.temporal import temporal_consistency
 
 
@@ -48,6 +49,83 @@ def test_bootstrap_interval_matches_the_normal_approximation():
     assert bootstrap_ci(values, samples=500) == bootstrap_ci(values, samples=500)  # fixed seed: reproducible
 
 
+def half_width_in_standard_errors(interval, values) -> float:
+    """Half the interval's width in units of the bootstrap distribution's spread, std(ddof=0) / sqrt(n)."""
+    lo, hi = interval
+    return (hi - lo) / 2 / (np.std(values) / math.sqrt(len(values)))
+
+
+def z(confidence: float) -> float:
+    return NormalDist().inv_cdf((1 + confidence) / 2)
+
+
+# n = 1000 values, 20000 resamples: the bootstrap means are normal to well under 1 %, and each quantile is
+# estimated to about 1 % of the half width; 90 % and 95 % intervals differ by 16 % (z 1.645 vs 1.960).
+N_VALUES, RESAMPLES, Z_TOLERANCE = 1000, 20000, 0.05
+VALUES = np.random.default_rng(2).normal(0.5, 0.2, size=N_VALUES)
+
+
+@pytest.mark.parametrize("confidence", [0.8, 0.95, 0.99])
+def test_bootstrap_interval_has_the_width_of_its_confidence(confidence):
+    """The interval spans the stated share of the resampled means: z(confidence) standard errors either side."""
+    lo, hi = bootstrap_ci(VALUES, samples=RESAMPLES, confidence=confidence)
+    assert half_width_in_standard_errors((lo, hi), VALUES) == pytest.approx(z(confidence), abs=Z_TOLERANCE)
+    assert (lo + hi) / 2 == pytest.approx(VALUES.mean(), abs=0.05 * (hi - lo))
+
+
+def test_every_summary_defaults_to_a_95_percent_interval():
+    """Defaults of each entry point (and of the definitions that label the report) are the 95 % interval."""
+    from lynx_ext.evaluation.definition import ScoringSettings
+
+    assert ScoringSettings().confidence == 0.95
+    want = z(0.95)
+    assert half_width_in_standard_errors(bootstrap_ci(VALUES, samples=RESAMPLES), VALUES) == pytest.approx(
+        want, abs=Z_TOLERANCE)
+    s = summarize(list(VALUES), samples=RESAMPLES)
+    assert half_width_in_standard_errors((s["ci_low"], s["ci_high"]), VALUES) == pytest.approx(want, abs=Z_TOLERANCE)
+    base = {f"k{i}": 0.0 for i in range(N_VALUES)}
+    other = {f"k{i}": float(v) for i, v in enumerate(VALUES)}
+    d = paired_difference(base, other, samples=RESAMPLES)
+    assert half_width_in_standard_errors((d["ci_low"], d["ci_high"]), VALUES) == pytest.approx(want, abs=Z_TOLERANCE)
+
+
+def write_scored_folder(folder, values_a, values_b, confidence):
+    """An evaluation output folder (``run.json`` + one result per case) as `diffsynth-ext eval` leaves it."""
+    folder.mkdir(parents=True)
+    (folder / "results").mkdir()
+    scoring = {"bootstrap_samples": RESAMPLES, "confidence": confidence, "available": [{"name": "dlib"}],
+               "unavailable": [], "detector": "dlib"}
+    run = {"mode": "videos", "arms": ["a", "b"], "scoring": scoring, "video_root": str(folder), "subjects": [],
+           "prompts": {"p1": "a prompt"}}
+    (folder / "run.json").write_text(json.dumps(run))
+    for arm, values in (("a", values_a), ("b", values_b)):
+        for i, v in enumerate(values):
+            r = row(arm, f"s{i:04d}", "p1", 1, float(v))
+            (folder / "results" / f"{arm}_{i:04d}.json").write_text(json.dumps(r))
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.8])
+def test_report_intervals_are_computed_at_the_confidence_they_are_labelled_with(tmp_path, confidence):
+    """A report's overall and difference intervals are as wide as the confidence its tables name."""
+    from lynx_ext.evaluation.report import build_report
+    from lynx_ext.evaluation.tables import report_tables
+
+    values_b = VALUES + np.random.default_rng(3).normal(0.0, 0.1, size=N_VALUES)
+    write_scored_folder(tmp_path / "out", VALUES, values_b, confidence)
+    report = build_report(tmp_path / "out")
+    report["assets"] = {"case_plots": {}}
+    overall = report["summary"]["overall"]["a"]["face_similarity/dlib"]
+    assert overall["n"] == N_VALUES
+    width = half_width_in_standard_errors((overall["ci_low"], overall["ci_high"]), VALUES)
+    assert width == pytest.approx(z(confidence), abs=Z_TOLERANCE)
+    diff = next(r for r in report["comparison"]["rows"] if r["metric"] == "face_similarity/dlib")
+    width = half_width_in_standard_errors((diff["ci_low"], diff["ci_high"]), values_b - VALUES)
+    assert width == pytest.approx(z(confidence), abs=Z_TOLERANCE)
+    tables = {t.key: t for t in report_tables({**report, "cases": []})}
+    assert f"{confidence:.0%} CI" in tables["overall"].header
+    assert f"{confidence:.0%} CI of difference" in tables["difference"].header
+
+
 def test_paired_difference_and_noise():
     rng = np.random.default_rng(0)
     base = {f"k{i}": float(v) for i, v in enumerate(rng.normal(0.6, 0.1, 40))}
@@ -56,6 +134,10 @@ def test_paired_difference_and_noise():
     up = paired_difference(base, better)
     assert up["n_pairs"] == 40 and up["difference"] == pytest.approx(0.05, abs=0.01) and up["exceeds_noise"] is True
     assert paired_difference(base, same)["exceeds_noise"] is False
+    worse = {k: v - 0.05 + float(rng.normal(0, 0.01)) for k, v in base.items()}
+    down = paired_difference(base, worse)  # a worse arm is beyond noise too: the interval lies below 0
+    assert down["difference"] == pytest.approx(-0.05, abs=0.01) and down["ci_high"] < 0
+    assert down["exceeds_noise"] is True
     partial = paired_difference(base, {"k0": 1.0, "k1": None, "zz": 0.3})
     assert partial["n_pairs"] == 1 and partial["exceeds_noise"] is None
 

@@ -12,12 +12,13 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest_eval import FACES_DIR, decode_all, letterbox, strict_json, write_clip
+from conftest_eval import decode_all, letterbox, strict_json, write_clip
+from conftest_faces import FACES_DIR, needs_face_photos
 from PIL import Image
 
 from lynx_ext.cli.eval import main as eval_main
 
-pytestmark = pytest.mark.skipif(not (FACES_DIR / "manifest.csv").is_file(), reason=f"no face photos at {FACES_DIR}")
+pytestmark = needs_face_photos
 OFFLINE_RECOGNISERS = ["dlib"]
 
 
@@ -101,3 +102,58 @@ def test_report_numbers_match_an_independent_computation(scored):
     assert checked == 4
     overall = report["summary"]["overall"]["videos"]["face_similarity/dlib"]
     assert overall["mean"] == pytest.approx(np.mean([r["face_similarity"]["dlib"] for r in report["cases"]]))
+
+
+def face_crop(file: str) -> Image.Image:
+    """A square crop around the (only) face of a single-person photo, twice the face's size."""
+    from lynx_ext.conditioners.dlib_detector import DlibDetector
+
+    image = Image.open(FACES_DIR / file).convert("RGB")
+    (face,) = DlibDetector().detect(np.asarray(image))
+    x0, y0, x1, y1 = face.bbox
+    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0)
+    return image.crop((round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
+
+
+def side_by_side(big: str, small: str, size: int = 240, small_size: int = 120) -> Image.Image:
+    """One frame: the face of photo ``big`` in a ``size`` px square on the left, ``small``'s in a ``small_size``
+    one on the right."""
+    canvas = Image.new("RGB", (size + small_size + 60, size + 40), (120, 120, 120))
+    canvas.paste(face_crop(big).resize((size, size), Image.LANCZOS), (20, 20))
+    canvas.paste(face_crop(small).resize((small_size, small_size), Image.LANCZOS),
+                 (size + 40, 20 + (size - small_size) // 2))
+    return canvas
+
+
+def test_the_largest_face_is_scored_in_frames_and_subject_photos(tmp_path):
+    """Frames and subject photos with two faces of different sizes: the larger face is the one scored."""
+    pytest.importorskip("dlib")
+    from lynx_ext.evaluation.cases import Case
+    from lynx_ext.evaluation.definition import ScoringSettings
+    from lynx_ext.evaluation.scorer import Scorer
+
+    scorer = Scorer(ScoringSettings(detector="dlib", metrics=["dlib"], frames=None)).load()
+    photos = {"obama": "obama_2.jpg", "biden": "biden_2.jpg"}
+    side_by_side("biden_1.jpg", "obama_1.jpg").save(tmp_path / "pair.png")  # big biden, small obama
+    subjects = {}
+    for name, path in [*((n, FACES_DIR / f) for n, f in photos.items()), ("pair", tmp_path / "pair.png")]:
+        subjects[name], info = scorer.subject(name, path)
+        assert info["status"] == "ok"
+    assert subjects["pair"].num_faces == 2
+    videos = {"big_obama": [side_by_side("obama_3.jpg", "biden_1.jpg")] * 2,  # a big and a small face per frame
+              "big_biden": [side_by_side("biden_1.jpg", "obama_3.jpg")] * 2,
+              "obama": [letterbox(Image.open(FACES_DIR / "obama_3.jpg"), 320, 320)] * 2}
+    score = {}
+    for video, frames in videos.items():
+        path = write_clip(tmp_path / f"{video}.mp4", frames, fps=4)
+        for subject in subjects.values():
+            case = Case(arm="a", subject=subject.name, prompt_id="p01", prompt="x", video=path.name)
+            row = scorer.score(case, path, subject, path.name)
+            assert row["faces_per_frame"] == ([1, 1] if video == "obama" else [2, 2])
+            score[video, subject.name] = row["face_similarity"]["dlib"]
+    # a frame is scored on its big face: the big face's person, not the small face's, matches
+    assert score["big_obama", "obama"] > score["big_obama", "biden"] + 0.1
+    assert score["big_biden", "biden"] > score["big_biden", "obama"] + 0.1
+    # the two-face subject photo is its big face (biden): it matches biden's frames, not obama's
+    assert score["big_biden", "pair"] > score["obama", "pair"] + 0.1
+    assert score["obama", "obama"] > score["obama", "pair"] + 0.1

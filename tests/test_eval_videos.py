@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest_eval import FACES_DIR, pan_clip, strict_json, write_clip, zero_frame_video
+from conftest_eval import pan_clip, strict_json, write_clip, zero_frame_video
+from conftest_faces import FACES_DIR, needs_face_photos
 from PIL import Image
 
 from lynx_ext.cli.eval import main as eval_main
@@ -121,10 +122,13 @@ def test_subject_photos_without_or_with_several_faces(scored, folder):
     skipped = {s["subject"]: s for s in report["subjects_skipped"]}
     assert list(skipped) == ["coffee"] and "no face" in skipped["coffee"]["reason"]
     assert all(r["subject"] != "coffee" for r in report["cases"])
-    if (folder["subjects"] / "pair.jpg").is_file():
-        pair = next(s for s in report["subjects"] if s["subject"] == "pair")
-        assert pair["faces"] == 2 and "the largest was used" in pair["note"]
     assert "coffee" in (scored / "report.html").read_text()
+
+
+@needs_face_photos  # the group photo comes from ../shared
+def test_subject_photo_with_two_faces_is_noted(scored):
+    pair = next(s for s in strict_json(scored / "report.json")["subjects"] if s["subject"] == "pair")
+    assert pair["faces"] == 2 and "the largest was used" in pair["note"]
 
 
 def test_two_systems_side_by_side(scored):

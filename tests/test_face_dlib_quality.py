@@ -11,9 +11,9 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest_faces import FACES_DIR
+from conftest_faces import FACES_DIR, needs_face_photos
 
-pytestmark = pytest.mark.skipif(not (FACES_DIR / "manifest.csv").is_file(), reason=f"no face photos at {FACES_DIR}")
+pytestmark = needs_face_photos
 
 
 @pytest.fixture(scope="module")

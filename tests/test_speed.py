@@ -245,3 +245,107 @@ def test_cli_fast_modes_end_to_end(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "needs a CUDA device" in err[0]
     assert not (tmp_path / "bad.mp4").exists()
+
+
+# ----------------------------------------------------------------------------------------------- exact decisions
+def recording_branches(pipe):
+    """Every host model-function call of an installed pipeline as ``{"t", "ran", "out", "context", "id_tokens"}``:
+    its timestep, whether the DiT's first block ran (False: the step cache skipped the blocks), its prediction and
+    the context and identity tokens bound for it."""
+    inst = installation(pipe)
+    host, calls = inst.host_model_fn, []
+
+    def recorded(*a, **k):
+        calls.append({"t": float(k["timestep"].flatten()[0]), "ran": False, "context": k["context"],
+                      "id_tokens": inst.handle.inputs.id_tokens})
+        calls[-1]["out"] = out = host(*a, **k)
+        return out
+
+    def ran(module, args):
+        calls[-1]["ran"] = True
+
+    inst.host_model_fn = recorded
+    pipe.dit.blocks[0].register_forward_pre_hook(ran)
+    return calls
+
+
+def t_mod_of(dit, t: float) -> torch.Tensor:
+    """The timestep modulation the host computes for ``t`` (what the step-cache rule measures)."""
+    from wiring_probes import time_input
+
+    like = torch.zeros(1)
+    with torch.no_grad():
+        return dit.time_projection(dit.time_embedding(time_input(dit, t, like))).float()
+
+
+def test_step_cache_accumulates_the_change_until_the_threshold(tiny_pipe):
+    """Between the thresholds that never / always skip: the relative t_mod change is summed over skipped steps, and
+    the blocks run again at the step where the sum reaches the threshold (then it starts from 0)."""
+    install(tiny_pipe, random_adapters(tiny_pipe.dit))
+    kw = dict(num_inference_steps=5, cfg_scale_i=None)
+    calls = recording_branches(tiny_pipe)
+    lynx_call(tiny_pipe, **kw)
+    steps = sorted({c["t"] for c in calls if c["t"] > 0}, reverse=True)  # t = 0: the reference passes
+    assert len(steps) == 5
+    t_mods = [t_mod_of(tiny_pipe.dit, t) for t in steps]
+    change = [None] + [float((t_mods[k] - t_mods[k - 1]).abs().mean() / t_mods[k - 1].abs().mean())
+                       for k in range(1, 5)]
+    # above every single step's change, below the sum of two: only an accumulated change reaches it
+    threshold = (max(change[1:4]) + change[1] + change[2]) / 2
+    assert max(change[1:4]) < threshold < change[1] + change[2]
+    calls.clear()
+    out = lynx_call(tiny_pipe, FastOptions(step_cache=threshold), **kw)
+    cond_context = next(c for c in calls if c["t"] > 0)["context"]  # each step runs cond first
+    cond = [c for c in calls if c["t"] > 0 and c["context"] is cond_context]
+    assert [c["t"] for c in cond] == steps
+    # step 0 (warm-up) and 4 (last) always run; 1 skips (change[1] < threshold), 2 runs (change[1] + change[2]),
+    # 3 skips again (the sum restarted at step 2)
+    assert [k for k, c in enumerate(cond) if not c["ran"]] == [1, 3]
+    assert tiny_pipe.lynx_fast_stats["step_cache"]["cond"] == {"computed": 3, "skipped": 2}
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("mode", ["uncond", "identity", "both"])
+def test_guidance_reuse_derives_the_skipped_branch_from_the_last_measured_difference(tiny_pipe, mode):
+    """On odd steps a reused branch's prediction is ``cond_now - (cond - branch)`` of the step before, and the
+    step's output is the official three-branch combination of it: ``u + gi (i - u) + g (c - i)``."""
+    install(tiny_pipe, random_adapters(tiny_pipe.dit))
+    g, gi = 5.0, 2.0
+    calls = recording_branches(tiny_pipe)
+    outputs = []
+    model_fn = tiny_pipe.model_fn
+
+    def recorded_model_fn(*a, **k):
+        outputs.append(model_fn(*a, **k))
+        return outputs[-1]
+
+    tiny_pipe.model_fn = recorded_model_fn
+    lynx_call(tiny_pipe, FastOptions(guidance_reuse=mode), num_inference_steps=4, cfg_scale=g, cfg_scale_i=gi)
+    calls = [c for c in calls if c["t"] > 0]  # not the reference passes (t = 0)
+    cond_context, cond_tokens = calls[0]["context"], calls[0]["id_tokens"]
+
+    def name(call):
+        if call["context"] is cond_context:
+            return "cond"
+        return "identity" if call["id_tokens"] is cond_tokens else "uncond"
+
+    steps: list[dict] = []
+    for call in calls:
+        if name(call) == "cond":
+            steps.append({})
+        steps[-1][name(call)] = call["out"]
+    reused = {"uncond": {"uncond"}, "identity": {"identity"}, "both": {"uncond", "identity"}}[mode]
+    assert len(steps) == len(outputs) == 4
+    held = {}
+    for k, (step, out) in enumerate(zip(steps, outputs)):
+        assert set(step) == ({"cond", "uncond", "identity"} - reused if k % 2 else {"cond", "uncond", "identity"})
+        branch = dict(step)
+        for b in reused:
+            if k % 2:
+                branch[b] = step["cond"] - held[b]  # the difference measured at the step before
+            else:
+                held[b] = step["cond"] - step[b]
+        u, i, c = branch["uncond"], branch["identity"], branch["cond"]
+        expected = u + gi * (i - u) + g * (c - i)
+        assert torch.allclose(out, expected, rtol=1e-5, atol=1e-6), (k, float((out - expected).abs().max()))
+    assert tiny_pipe.lynx_fast_stats["guidance_reused"] == 2 * len(reused)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
 import torch
 import yaml
@@ -146,15 +147,30 @@ def test_fit_cli_and_export_changes_inference(cache, tmp_path):
 
 
 def test_resume_is_exact(cache, tmp_path):
+    """A run stopped after step 2 and resumed from its checkpoint runs steps 2-4 only, on the packs the
+    uninterrupted run saw there, and ends with the same weights (a run that ignored the checkpoint would start at
+    step 0 and run five steps)."""
+    import json
+
     def final(root):
         return load_file(str(Path(root) / "adapters" / "last" / "lynx_adapters.safetensors"))
 
-    args = lambda root, steps: base_args(cache, root, steps=steps, budget=70)  # noqa: E731  (3 packs per epoch)
-    fit(args(tmp_path / "straight", 5))
-    fit(args(tmp_path / "cut", 2))
+    def steps_of(log):
+        return [json.loads(line) for line in log.read_text().splitlines()]
+
+    def args(root, steps, log):  # 70 tokens: 3 packs per epoch, so 5 steps cross an epoch
+        return base_args(cache, root, steps=steps, budget=70) + [
+            "--trainer.callbacks+=wiring_probes.StepLog", f"--trainer.callbacks.path={log}"]
+
+    fit(args(tmp_path / "straight", 5, tmp_path / "straight.jsonl"))
+    fit(args(tmp_path / "cut", 2, tmp_path / "cut.jsonl"))
     last = tmp_path / "cut" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     assert last.is_file()
-    fit(args(tmp_path / "cut", 5) + ["--ckpt_path", str(last)])
+    fit(args(tmp_path / "cut", 5, tmp_path / "resumed.jsonl") + ["--ckpt_path", str(last)])
+    straight, resumed = steps_of(tmp_path / "straight.jsonl"), steps_of(tmp_path / "resumed.jsonl")
+    assert [e["step"] for e in straight] == [0, 1, 2, 3, 4]
+    assert [e["step"] for e in resumed] == [2, 3, 4], resumed
+    assert resumed == straight[2:]
     a, b = final(tmp_path / "straight"), final(tmp_path / "cut")
     assert a.keys() == b.keys()
     for k in a:
@@ -272,3 +288,111 @@ def test_sample_video_face_similarity_and_stage_callbacks(cache, tmp_path):
     with pytest.raises(ValueError, match="not both"):
         SampleVideos(pairs, pairs_file=str(cache.parent / "validation_pairs.yaml"))
 
+
+
+# ------------------------------------------------------------------------ loss settings, EMA, resumption
+def configured(cache, *extra: str):
+    """The recipe's `LynxModule` (model built) and data module (set up) with ``extra`` CLI overrides."""
+    cli = fit(base_args(cache, "/tmp/unused") + list(extra), run=False)
+    cli.model.configure_model()
+    cli.datamodule.setup()
+    return cli.model, cli.datamodule
+
+
+def drawn_timesteps(module, pack, seed: int) -> tuple[torch.Tensor, list[float]]:
+    """``module.pack_loss(pack)`` with a seeded generator, and the timestep each sample was noised at (read off the
+    host scheduler's ``add_noise`` calls)."""
+    sched, seen = module.pipe.scheduler, []
+    add_noise = sched.add_noise
+
+    def spy(latents, noise, timestep):
+        seen.append(float(timestep))
+        return add_noise(latents, noise, timestep)
+
+    sched.add_noise = spy
+    try:
+        with torch.no_grad():
+            loss = module.pack_loss(pack, torch.Generator().manual_seed(seed))
+    finally:
+        del sched.add_noise
+    return loss, seen
+
+
+def shifted(shift: float, n: int = 1000) -> torch.Tensor:
+    """Wan's training timesteps for ``shift``: sigmas ``1 - k/n`` mapped by ``shift s / (1 + (shift - 1) s)``."""
+    s = 1 - torch.arange(n, dtype=torch.float64) / n
+    return 1000 * shift * s / (1 + (shift - 1) * s)
+
+
+def test_sigma_shift_sets_the_noise_levels_drawn(cache):
+    """``loss.sigma_shift`` shapes the training schedule: the timesteps (noise levels) a step draws follow it."""
+    drawn = {}
+    for shift in (5.0, 2.0):
+        module, dm = configured(cache, "--model.loss.sigma_shift", str(shift))
+        sched = module.pipe.scheduler
+        assert torch.allclose(sched.timesteps.double(), shifted(shift), rtol=1e-5, atol=1e-3), shift
+        _, drawn[shift] = drawn_timesteps(module, [dm.dataset[0], dm.dataset[1]], seed=3)
+    # the same draws, mapped through each shift: one schedule index per sample, its shifted timestep
+    for t5, t2 in zip(drawn[5.0], drawn[2.0]):
+        k = int(torch.argmin((shifted(5.0) - t5).abs()))
+        assert t2 == pytest.approx(float(shifted(2.0)[k]), abs=1e-2) and t2 < t5 - 1
+
+
+def test_timestep_weighting_multiplies_the_mse_by_the_schedule_weight(cache):
+    """With ``loss.timestep_weighting`` a sample's loss is the host scheduler's training weight at its timestep times
+    its MSE; without, the plain MSE (one sample per pack, so the mean is that sample's)."""
+    weighted, dm = configured(cache)
+    plain, _ = configured(cache, "--model.loss.timestep_weighting", "false")
+    sched = weighted.pipe.scheduler
+    weights = []
+    for seed in range(4):
+        sample = dm.dataset[seed % len(dm.dataset)]
+        loss_w, (t_w,) = drawn_timesteps(weighted, [sample], seed)
+        loss_p, (t_p,) = drawn_timesteps(plain, [sample], seed)
+        assert t_w == t_p
+        weight = float(sched.training_weight(torch.tensor(t_w)))
+        weights.append(weight)
+        assert float(loss_w) == pytest.approx(weight * float(loss_p), rel=1e-5), (seed, t_w, weight)
+    assert max(abs(w - 1) for w in weights) > 0.1, weights  # the weights seen are not all ~1
+
+
+class WeightLog(pl.Callback):
+    """The trainable weights after every optimisation step."""
+
+    def __init__(self):
+        self.steps: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps.append({n: p.detach().float().clone() for n, p in pl_module.trainable_named_parameters()})
+
+
+def test_ema_weights_after_known_steps(cache, tmp_path):
+    """``ema = decay * ema + (1 - decay) * weight`` after each step (copies up to ``start_step``), for the recipe's
+    EMA (decay 0.9) and one that starts later; the export is the EMA."""
+    from lynx_ext.callbacks import AdapterEMA
+
+    cli = fit(base_args(cache, tmp_path, steps=4), run=False)
+    recipe_ema = next(c for c in cli.trainer.callbacks if isinstance(c, AdapterEMA))
+    late, log = AdapterEMA(decay=0.5, start_step=2), WeightLog()
+    cli.trainer.callbacks += [late, log]
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert len(log.steps) == 4 and recipe_ema.decay == 0.9
+
+    def expected(decay, start_step):
+        ema = {}
+        for step, weights in enumerate(log.steps, start=1):
+            for n, w in weights.items():
+                d = 0.0 if step <= start_step or n not in ema else decay
+                ema[n] = d * ema.get(n, w).double() + (1 - d) * w.double()
+        return ema
+
+    first, last = log.steps[0], log.steps[-1]
+    assert any(not torch.equal(first[n], last[n]) for n in first)  # the weights moved
+    for ema, want in ((recipe_ema, expected(0.9, 0)), (late, expected(0.5, 2))):
+        assert ema.shadow.keys() == want.keys()
+        for n, value in want.items():
+            assert torch.allclose(ema.shadow[n].double(), value, rtol=1e-6, atol=1e-9), (ema.decay, n)
+    assert any(not torch.allclose(recipe_ema.shadow[n], last[n], atol=1e-7) for n in last)  # not the plain weights
+    exported = load_file(str(tmp_path / "adapters" / "last" / "lynx_adapters.safetensors"))
+    for n, value in recipe_ema.shadow.items():
+        assert torch.equal(exported[n.removeprefix("pipe.lynx.")].float(), value), n

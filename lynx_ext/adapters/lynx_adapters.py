@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Callable, Literal, Mapping, Optional
 
 import torch
 from torch import nn
@@ -80,10 +80,25 @@ class LynxAdapters(nn.Module):
     @classmethod
     def load(cls, path: str | os.PathLike, device="cpu", dtype: Optional[torch.dtype] = None) -> "LynxAdapters":
         """Load a file written by `save`. For every layout (official, ComfyUI) use `load_lynx_adapters`."""
-        from .formats.ours import read_ours
+        from .formats.ours import read_ours_file
 
-        adapters = read_ours(path)
+        config, state, metadata = read_ours_file(path)
+        adapters = cls.from_state(config, state, str(path))
+        adapters.metadata = metadata
         return adapters.to(device=device, dtype=dtype) if dtype is not None else adapters.to(device=device)
+
+    @classmethod
+    def from_state(cls, config: LynxAdapterConfig, state: Mapping[str, torch.Tensor], source: str,
+                   name: Callable[[str], str] = str) -> "LynxAdapters":
+        """Adapters of ``config`` holding exactly ``state`` (each tensor in its stored dtype), after a strict key and
+        shape check whose errors name the file ``source`` and each key as ``name(key)`` (the file's own names)."""
+        from .formats.errors import check_state_dict
+
+        with torch.device("meta"):
+            adapters = cls(config, init="random")
+        check_state_dict({k: v.shape for k, v in adapters.state_dict().items()}, state, source, name)
+        adapters.load_state_dict(dict(state), strict=True, assign=True)
+        return adapters
 
     def extra_repr(self) -> str:
         c = self.config

@@ -60,7 +60,7 @@ def check_output(output: Path, to: str, overwrite: bool) -> None:
     elif output.exists() and not output.is_dir():
         raise FileExistsError(f"--output {output} is a file; --to {to} writes a folder.")
     elif to == "official" and not overwrite:
-        from ..adapters.formats.official import IP_FILE, REF_FILE, RESAMPLER_CONFIG_FILE, RESAMPLER_FILE
+        from ..adapters.formats.signatures import IP_FILE, REF_FILE, RESAMPLER_CONFIG_FILE, RESAMPLER_FILE
 
         clashes = [n for n in (RESAMPLER_FILE, IP_FILE, REF_FILE, RESAMPLER_CONFIG_FILE) if (output / n).exists()]
         if clashes:

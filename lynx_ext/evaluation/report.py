@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..atomic_write import atomic_path, write_text_atomic
+from ..outputs import dumps_strict
 from .aggregate import compare_arms, primary_column, summarize_rows
 from .cases import slug_of
 from .results import load_results
-from .strict_json import dumps_strict
 
 SCHEMA = "lynx-ext/eval-report/1"
 RUN_FILE = "run.json"

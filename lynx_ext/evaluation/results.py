@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Optional
 
 from ..atomic_write import write_text_atomic
+from ..outputs import dumps_strict
 from .cases import Case
-from .strict_json import dumps_strict
 
 RESULTS_DIR = "results"
 

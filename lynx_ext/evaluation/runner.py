@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..atomic_write import write_text_atomic
+from ..outputs import dumps_strict
 from .cases import Case, enumerate_cases, select_shard
 from .definition import BenchmarkDefinition, ScoringSettings, digest
 from .generation import GeneratorSlot
@@ -19,7 +20,6 @@ from .report import RUN_FILE, write_reports
 from .results import plan_resume, read_result, result_path, write_result
 from .scorer import Scorer
 from .strict_fields import DefinitionError
-from .strict_json import dumps_strict
 from .subjects import file_digest, find_subject_images, safe_name
 
 Log = Callable[[str], None]

@@ -37,7 +37,7 @@ def export_metadata(folder: Path) -> dict:
                                 "one under <run>/adapters/step-N/ and last/).")
     with safe_open(str(path), framework="pt") as f:
         meta = dict(f.metadata() or {})
-    from ..adapters.formats.layout import CONFIG_METADATA_KEY
+    from ..adapters.formats.signatures import CONFIG_METADATA_KEY
 
     try:
         config = json.loads(meta.get(CONFIG_METADATA_KEY) or "{}")

@@ -73,7 +73,7 @@ def adapter_facts(source, revision: Optional[str] = None) -> Optional[AdapterFac
         return AdapterFacts(f"the official lynx_{variant} adapters", variant, 512, *OFFICIAL_WAN_14B)
     from ..adapters.config import LynxAdapterConfig
     from ..adapters.formats.detect import FormatKind, detect_format, not_adapters_error
-    from ..adapters.formats.layout import CONFIG_METADATA_KEY
+    from ..adapters.formats.signatures import CONFIG_METADATA_KEY
     from ..adapters.formats.safetensors_file import sniff_safetensors
 
     found = detect_format(source)

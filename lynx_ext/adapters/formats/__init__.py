@@ -7,13 +7,13 @@ holds; `load_lynx_adapters` / `read_adapters` read every layout; `write_adapters
 from .comfyui import save_comfyui, wrapper_compatibility
 from .detect import DetectedFormat, FormatKind, detect_format
 from .errors import LynxCheckpointError
-from .layout import describe_config
 from .loader import Layout, check_fits, dit_shape, load_lynx_adapters, read_adapters, write_adapters
 from .official import load_official_folder, load_official_states, save_official_folder
-from .ours import read_ours, write_ours
+from .ours import write_ours
+from .signatures import describe_config
 
 __all__ = [
     "DetectedFormat", "FormatKind", "Layout", "LynxCheckpointError", "check_fits", "describe_config", "detect_format",
-    "dit_shape", "load_lynx_adapters", "load_official_folder", "load_official_states", "read_adapters", "read_ours",
+    "dit_shape", "load_lynx_adapters", "load_official_folder", "load_official_states", "read_adapters",
     "save_comfyui", "save_official_folder", "wrapper_compatibility", "write_adapters", "write_ours",
 ]

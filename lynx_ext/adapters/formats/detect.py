@@ -2,7 +2,8 @@
 
 `detect_format` reads at most a safetensors header, a zip directory or the opcodes of a pickle (with
 `pickletools`, which does not execute anything) and says what the path holds, so that an error can name what
-the user gave and what was expected.
+the user gave and what was expected. It sits below the layouts' readers and writers (they import it, it imports
+none of them): what it sniffs with lives in `signatures` and `comfyui_files`.
 """
 from __future__ import annotations
 
@@ -14,20 +15,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .comfyui import (
+from ..config import LynxAdapterConfig
+from .comfyui_files import (
     ComfyFiles,
     UnpairedFiles,
     comfyui_candidates,
     describe_layers,
     is_layer_header,
+    is_resampler_header,
     layer_summary,
     pair_files,
 )
 from .errors import LynxCheckpointError
-from .layout import CONFIG_METADATA_KEY, describe_config
-from .official import IP_FILE, REF_FILE, RESAMPLER_FILE, is_official_folder
-from .ours import FORMAT_NAME
 from .safetensors_file import SafetensorsHeader, sniff_safetensors
+from .signatures import (
+    CONFIG_METADATA_KEY,
+    FORMAT_NAME,
+    IP_FILE,
+    REF_FILE,
+    RESAMPLER_FILE,
+    describe_config,
+    is_official_folder,
+)
 
 EXPECTED = ("Lynx adapters are read from a lynx-ext .safetensors file, an official lynx_full/ or lynx_lite/ folder "
             "(resampler.safetensors, ip_layers.safetensors, ref_layers.safetensors for full), or "
@@ -35,7 +44,6 @@ EXPECTED = ("Lynx adapters are read from a lynx-ext .safetensors file, an offici
             "Lynx files (a resampler file and ip/ref layer files: their folder, or the files separated by commas)")
 LIGHTNING_MARKERS = {"pytorch-lightning_version", "optimizer_states", "lr_schedulers", "loops"}
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-RESAMPLER_KEY = re.compile(r"^(latents|proj_in\.|proj_out\.|norm_out\.|layers\.\d+\.)")
 
 
 class FormatKind(enum.Enum):
@@ -111,11 +119,6 @@ def not_adapters_error(found: DetectedFormat, expected: str = "Lynx adapter weig
 
 
 # ------------------------------------------------------------------------------------------ single files
-def is_resampler_header(header: SafetensorsHeader) -> bool:
-    keys = header.tensors
-    return {"latents", "proj_in.weight", "proj_out.weight"} <= set(keys) and all(RESAMPLER_KEY.match(k) for k in keys)
-
-
 def _detect_file(path: Path) -> DetectedFormat:
     size = path.stat().st_size
     if size == 0:
@@ -151,8 +154,6 @@ def _classify_safetensors(path: Path, header: SafetensorsHeader) -> DetectedForm
     if meta.get("format") == FORMAT_NAME:
         detail = ""
         if CONFIG_METADATA_KEY in meta:
-            from ..config import LynxAdapterConfig
-
             try:
                 detail = f" ({describe_config(LynxAdapterConfig.from_json(meta[CONFIG_METADATA_KEY]))}, {dtype})"
             except (ValueError, TypeError):

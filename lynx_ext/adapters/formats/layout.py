@@ -1,7 +1,8 @@
 """From tensors in our key names to `LynxAdapters`: the adapter layout read off the tensors, strictly checked.
 
 Every layout (ours, official, ComfyUI) is first renamed to our keys (``resampler.*``, ``id_layers.{block}.*``,
-``ref_layers.{block}.*``); this module works out the `LynxAdapterConfig` they describe and builds the adapters.
+``ref_layers.{block}.*``); this module works out the `LynxAdapterConfig` they describe, and
+`LynxAdapters.from_state` builds the adapters.
 """
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from typing import Mapping, Optional
 import torch
 
 from ..config import LynxAdapterConfig, ResamplerConfig, Variant
-from ..lynx_adapters import LynxAdapters
-from .errors import KeyNamer, LynxCheckpointError, check_state_dict
+from .errors import KeyNamer, LynxCheckpointError
+from .signatures import describe_config
 
-CONFIG_METADATA_KEY = "lynx_ext_config"  # our config, as JSON, in the header of every file we write
 OFFICIAL_DIM_HEAD = 64  # every official Resampler (and the ComfyUI wrapper's) uses dim_head=64
 RESAMPLER_KEYS = ("latents", "proj_in.weight", "proj_out.weight", "layers.0.0.to_q.weight", "layers.0.1.1.weight")
 
@@ -25,18 +25,6 @@ def blocks_of(state: Mapping[str, torch.Tensor], branch: str) -> list[int]:
     return sorted({int(m.group(1)) for k in state if (m := pattern.match(k))})
 
 
-def describe_config(c: LynxAdapterConfig) -> str:
-    """A short human description, e.g. ``lite (ID-adapter on 20 of 40 blocks, no biases; no Ref-adapter)``."""
-    label = {("full", True): "full", ("lite", False): "lite", ("lite", True): "lite-ID + full-Ref",
-             ("full", False): "full-ID-only"}[(c.variant, bool(c.ref_blocks))]
-    ident = f"ID-adapter on {len(c.id_blocks)} of {c.num_blocks} blocks, "
-    ident += "with biases" if c.id_bias else "no biases"
-    if c.num_registers:
-        ident += f", {c.num_registers} registers"
-    ref = f"Ref-adapter on {len(c.ref_blocks)} blocks" if c.ref_blocks else "no Ref-adapter"
-    return f"{label} ({ident}; {ref})"
-
-
 def check_variant(config: LynxAdapterConfig, variant: Optional[Variant], source: str) -> None:
     """Refuse adapters whose ID-adapter variant is not the requested one."""
     if variant is not None and variant != config.variant:
@@ -45,17 +33,6 @@ def check_variant(config: LynxAdapterConfig, variant: Optional[Variant], source:
             f"was requested. Use --variant {config.variant} (Python: variant='{config.variant}') or point at "
             f"{variant} adapters."
         )
-
-
-def config_from_metadata(metadatas: list[Mapping[str, str]], source: str) -> Optional[LynxAdapterConfig]:
-    """The config we wrote into the file headers, when every file carries the same one; else None."""
-    values = {m.get(CONFIG_METADATA_KEY) for m in metadatas}
-    if len(values) != 1 or None in values:
-        return None
-    try:
-        return LynxAdapterConfig.from_json(values.pop())
-    except (ValueError, TypeError) as err:
-        raise LynxCheckpointError(f"{source}: its lynx-ext metadata holds an invalid adapter config ({err}).") from None
 
 
 def infer_resampler_config(state: Mapping[str, torch.Tensor], source: str, name: KeyNamer = str,
@@ -140,13 +117,3 @@ def infer_config(
         )
     except ValueError as err:
         raise LynxCheckpointError(f"{source}: the tensors do not describe valid Lynx adapters ({err}).") from None
-
-
-def build_adapters(config: LynxAdapterConfig, state: Mapping[str, torch.Tensor], source: str,
-                   name: KeyNamer = str) -> LynxAdapters:
-    """`LynxAdapters` holding exactly ``state`` (each tensor in its stored dtype), after a strict key check."""
-    with torch.device("meta"):
-        adapters = LynxAdapters(config, init="random")
-    check_state_dict({k: v.shape for k, v in adapters.state_dict().items()}, state, source, name)
-    adapters.load_state_dict(dict(state), strict=True, assign=True)
-    return adapters

@@ -16,15 +16,9 @@ from .detect import FormatKind, detect_format, not_adapters_error
 from ...errors import LynxMissingFileError
 from .errors import LynxCheckpointError
 from .layout import check_variant
-from .official import (
-    IP_FILE,
-    REF_FILE,
-    RESAMPLER_CONFIG_FILE,
-    RESAMPLER_FILE,
-    load_official_folder,
-    save_official_folder,
-)
-from .ours import read_ours, write_ours
+from .official import load_official_folder, save_official_folder
+from .ours import write_ours
+from .signatures import IP_FILE, REF_FILE, RESAMPLER_CONFIG_FILE, RESAMPLER_FILE
 
 
 class Layout(enum.Enum):
@@ -74,7 +68,7 @@ def read_adapters(
             "official weights."
         )
     if found.kind is FormatKind.OURS:
-        adapters = read_ours(found.path)
+        adapters = LynxAdapters.load(found.path)
         if dim is not None and num_blocks is not None:
             check_fits(adapters.config, dim, num_blocks, str(found.path))
         check_variant(adapters.config, variant, str(found.path))

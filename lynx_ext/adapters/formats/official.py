@@ -19,27 +19,18 @@ from ...atomic_write import atomic_folder
 from ..config import LynxAdapterConfig, ResamplerConfig, Variant
 from ..lynx_adapters import LynxAdapters
 from .errors import LynxCheckpointError
-from .layout import (
-    build_adapters,
-    check_id_width,
-    check_variant,
-    config_from_metadata,
-    infer_config,
-    infer_resampler_config,
-)
+from .layout import check_id_width, check_variant, infer_config, infer_resampler_config
 from .ours import header_metadata, user_metadata
 from .safetensors_file import cast, read_tensors, sniff_safetensors, write_tensors
+from .signatures import (
+    IP_FILE,
+    REF_FILE,
+    RESAMPLER_CONFIG_FILE,
+    RESAMPLER_FILE,
+    config_from_metadata,
+)
 
-RESAMPLER_FILE = "resampler.safetensors"
-IP_FILE = "ip_layers.safetensors"
-REF_FILE = "ref_layers.safetensors"
-RESAMPLER_CONFIG_FILE = "resampler_config.json"
 LAYOUT_TAG = "official"
-
-
-def is_official_folder(path: str | Path) -> bool:
-    path = Path(path)
-    return path.is_dir() and (path / RESAMPLER_FILE).is_file() and (path / IP_FILE).is_file()
 
 
 def read_official_states(folder: Path) -> tuple[dict[str, dict[str, torch.Tensor]], list[dict[str, str]]]:
@@ -153,7 +144,7 @@ def load_official_states(
     if config is None:
         config = infer_config(ours, source, name, dim=dim, num_blocks=num_blocks, resampler=resampler)
     check_variant(config, variant, source)
-    return build_adapters(config, ours, source, name)
+    return LynxAdapters.from_state(config, ours, source, name)
 
 
 def load_official_folder(

@@ -3,22 +3,28 @@
 Keys: ``resampler.*`` (official Resampler names), ``id_layers.{block}.to_{k,v}_ip.*``, ``id_layers.{block}.registers``,
 ``ref_layers.{block}.to_{k,v}_ref.*``. Header metadata: ``format`` = ``lynx_ext.adapters/1``, ``lynx_ext_config``
 (the `LynxAdapterConfig` as JSON) and any run metadata (stage, step, ...).
+
+`LynxAdapters.save` / `LynxAdapters.load` call this module, so it never imports `LynxAdapters` (it takes and returns
+tensors, configs and metadata).
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 import torch
 
-from ..lynx_adapters import LynxAdapters
+from ..config import LynxAdapterConfig
+from .detect import FormatKind, detect_format, not_adapters_error
 from .errors import LynxCheckpointError
-from .layout import CONFIG_METADATA_KEY, build_adapters, config_from_metadata
 from .safetensors_file import cast, read_tensors, write_tensors
+from .signatures import CONFIG_METADATA_KEY, FORMAT_NAME, config_from_metadata
 
-FORMAT_NAME = "lynx_ext.adapters/1"
+if TYPE_CHECKING:
+    from ..lynx_adapters import LynxAdapters
+
 RESERVED_METADATA = ("format", CONFIG_METADATA_KEY, "lynx_ext_layout")
 
 
@@ -42,10 +48,9 @@ def write_ours(adapters: LynxAdapters, path: str | os.PathLike, metadata: Option
     return write_tensors(path, cast(adapters.state_dict(), dtype), meta, overwrite=overwrite)
 
 
-def read_ours(path: str | os.PathLike) -> LynxAdapters:
-    """Read a file written by `write_ours` (strictly: every key, every shape); tensors keep their stored dtype."""
-    from .detect import FormatKind, detect_format, not_adapters_error
-
+def read_ours_file(path: str | os.PathLike) -> tuple[LynxAdapterConfig, dict[str, torch.Tensor], dict[str, str]]:
+    """The config, tensors (in their stored dtype) and run metadata of a file written by `write_ours`;
+    `LynxAdapters.load` builds the adapters from them (strictly: every key, every shape)."""
     path = Path(path)
     found = detect_format(path)
     if found.kind is not FormatKind.OURS:
@@ -56,6 +61,4 @@ def read_ours(path: str | os.PathLike) -> LynxAdapters:
     config = config_from_metadata([meta], str(path))
     if config is None:
         raise LynxCheckpointError(f"{path}: its header has no lynx-ext adapter config ('{CONFIG_METADATA_KEY}').")
-    adapters = build_adapters(config, read_tensors(path), str(path))
-    adapters.metadata = user_metadata(meta)
-    return adapters
+    return config, read_tensors(path), user_metadata(meta)
