@@ -74,6 +74,9 @@ class ScoringSettings:
     device: Optional[str] = None
     bootstrap_samples: int = 1000
     confidence: float = 0.95
+    min_effect: float = 0.01
+    """The smallest mean paired difference (cosine units) that counts as "larger than noise", besides the interval
+    excluding 0."""
     baseline: Optional[str] = None
     """Arm the others are compared with (default: the first)."""
     primary: Optional[str] = None
@@ -241,6 +244,9 @@ def _check(definition: BenchmarkDefinition, where: str) -> None:
         raise DefinitionError(f"{where}: scoring.frames must be >= 1 or null (every frame), got {scoring.frames}.")
     if not 0.5 <= scoring.confidence < 1:
         raise DefinitionError(f"{where}: scoring.confidence must be in [0.5, 1), got {scoring.confidence}.")
+    if not 0.0 <= scoring.min_effect < 2.0:
+        raise DefinitionError(f"{where}: scoring.min_effect must be in [0, 2) (a cosine difference, e.g. 0.01), got "
+                              f"{scoring.min_effect}.")
     if scoring.bootstrap_samples < 100:
         raise DefinitionError(f"{where}: scoring.bootstrap_samples must be >= 100, got {scoring.bootstrap_samples}.")
     names = [a.name for a in definition.resolved_arms()]

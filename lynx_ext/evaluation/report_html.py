@@ -13,7 +13,8 @@ h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd
 table{border-collapse:collapse;font-size:13px;margin:8px 0}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}
-.note{color:#555;font-size:13px}.yes{color:#0a7d20;font-weight:bold}.no{color:#888}
+.note{color:#555;font-size:13px}
+.standin{background:#fff3cd;border:1px solid #e0b000;padding:8px 12px;font-size:14px}.yes{color:#0a7d20;font-weight:bold}.no{color:#888}
 .plots img{margin:4px;border:1px solid #eee}.sheet img{max-width:100%;border:1px solid #ddd}
 """
 
@@ -52,6 +53,9 @@ def render_html(report: dict) -> str:
     ]
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{escape(title)}</title>",
              f"<style>{STYLE}</style></head><body>", f"<h1>{escape(title)}</h1>", "<ul>"]
+    if report.get("standin"):
+        parts.insert(len(parts) - 1, f'<p class="standin"><b>Stand-in models: not metrics.</b> '
+                     f'{escape(report["standin"]["note"])}</p>')
     parts += [f"<li>{escape(f)}</li>" for f in facts] + ["</ul>"]
     if report["subjects_skipped"]:
         skipped = "; ".join(f"{s['subject']} ({s.get('reason', '')})" for s in report["subjects_skipped"])

@@ -31,6 +31,8 @@ def render_markdown(report: dict) -> str:
                                                           else ""),
              f"- frames scored per video: {scoring['frames'] or 'all'} (evenly spaced, see docs/evaluation.md)",
              f"- primary metric: {report.get('primary_metric') or '–'}", ""]
+    if report.get("standin"):
+        lines[2:2] = [f"> **Stand-in models: not metrics.** {report['standin']['note']}", ""]
     skipped = report["subjects_skipped"]
     if skipped:
         lines += ["**Subjects skipped:** " + "; ".join(f"{s['subject']} ({s.get('reason', '')})" for s in skipped), ""]

@@ -172,6 +172,7 @@ def _check_subjects(scorer: Scorer, images: dict[str, Path], log: Log) -> tuple[
 
 def _scoring_info(settings: ScoringSettings, described: dict) -> dict:
     return {**described, "bootstrap_samples": settings.bootstrap_samples, "confidence": settings.confidence,
+            "min_effect": settings.min_effect,
             "baseline": settings.baseline, "primary": settings.primary,
             "contact_sheet_cases": settings.contact_sheet_cases, "frame_sampling": "floor(linspace(0, N-1, k))"}
 
