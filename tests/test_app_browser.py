@@ -150,7 +150,7 @@ def test_upload_preview_bad_setting_queue_and_outputs(app_url, browser, astronau
     url, out = app_url
     d = browser
     _open_with_photo(d, url, astronaut)
-    info = _wait(d, lambda d: "face found" in _find(d, "#face-info")[0].text and _find(d, "#face-info")[0],
+    info = _wait(d, lambda d: " found" in _find(d, "#face-info")[0].text and _find(d, "#face-info")[0],
                  what="the face preview")
     # the offline default detects with dlib: a real detection whose score names its scale (not insightface's 0-1)
     assert "found" in info.text and "detection score" in info.text and "dlib HOG margin" in info.text
@@ -176,7 +176,7 @@ def test_upload_preview_bad_setting_queue_and_outputs(app_url, browser, astronau
     d.switch_to.new_window("tab")
     second = d.current_window_handle
     _open_with_photo(d, url, astronaut)
-    _wait(d, lambda d: "face found" in _find(d, "#face-info")[0].text, what="the preview in the second tab")
+    _wait(d, lambda d: " found" in _find(d, "#face-info")[0].text, what="the preview in the second tab")
     _fill(d, prompt="an astronaut waving", seed="7", **FAST)
     d.switch_to.window(first)
     _find(d, "#generate")[0].click()
