@@ -107,7 +107,8 @@ def write_reports(output: Path, contact_sheets: bool = True) -> dict[str, Path]:
         count = report["scoring"].get("contact_sheet_cases", 4)
         for i, arm in enumerate(report["arms"]):
             rows = [r for r in report["cases"] if r["arm"] == arm and r["status"] == "ok"]
-            sheet = best_worst_sheet(rows, primary, Path(report["video_root"]), subject_files, count)
+            sheet = best_worst_sheet(rows, primary, Path(report["video_root"]), subject_files, count,
+                                     standin=primary in ((report.get("standin") or {}).get("columns") or []))
             if sheet is not None:
                 rel = f"{ASSETS}/contact_sheet_{i:02d}.png"
                 with atomic_path(output / rel) as tmp:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from .aggregate import row_columns
-from .tables import Table, report_tables
+from .tables import Table, primary_label, report_tables
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1300px}
@@ -48,7 +48,7 @@ def render_html(report: dict) -> str:
         f"face detector: {scoring['detector']}" + (f" ({scoring['detector_note']})" if scoring["detector_note"]
                                                    else ""),
         f"frames scored per video: {scoring['frames'] or 'all'}, evenly spaced",
-        f"primary metric: {report.get('primary_metric') or '–'}; intervals: {scoring['confidence']:.0%} bootstrap "
+        f"primary metric: {primary_label(report)}; intervals: {scoring['confidence']:.0%} bootstrap "
         f"({scoring['bootstrap_samples']} resamples of cases)",
     ]
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{escape(title)}</title>",

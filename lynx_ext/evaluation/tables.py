@@ -34,6 +34,14 @@ def fmt_cell(stats: Optional[dict]) -> str:
 STANDIN_LABEL = " (stand-in)"
 
 
+def primary_label(report: dict) -> str:
+    """The primary metric's name, marked when a stand-in produced it."""
+    primary = report.get("primary_metric")
+    if not primary:
+        return "–"
+    return primary + (STANDIN_LABEL if primary in ((report.get("standin") or {}).get("columns") or []) else "")
+
+
 def noise_rule(report: dict) -> str:
     """The rule behind "larger than noise", in words."""
     scoring = report["scoring"]
