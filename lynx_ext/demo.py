@@ -46,9 +46,9 @@ def main(out_dir: str = "outputs/demo") -> int:
     for name, path in paths.items():
         print(f"  {name:<14} {path}")
     print(f"\nThis was a TINY, UNTRAINED Wan with random Lynx adapters, conditioned by {faces}.\n"
-          "It proves the installation and the whole code path (face detection, alignment, embedding, resampler, reference\n"
-          "pass, three-branch guidance, UniPC sampling, video writing), not quality. The video is noise-like and no face\n"
-          "similarity is reported: measured on such frames it would mean nothing.\n"
+          "It proves the installation and the whole code path (face detection, alignment, embedding,\n"
+          "resampler, reference pass, three-branch guidance, UniPC sampling, video writing), not quality.\n"
+          "The video is noise-like and no face\nsimilarity is reported: on such frames it would mean nothing.\n"
           "For the real model run:\n\n" + REAL_COMMAND)
     return 0
 

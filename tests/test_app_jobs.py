@@ -184,7 +184,8 @@ def test_face_preview_without_a_face_names_the_users_file(runner, astronaut, tmp
     assert str(tmp_path) not in text  # the user's file name, not the server's (Gradio's temporary) path
     noise = tmp_path / "noise.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(noise)
-    assert preview_panel(analyzer, str(noise))[3].startswith("**This photo cannot be used:** No face found in noise.png")
+    text = preview_panel(analyzer, str(noise))[3]
+    assert text.startswith("**This photo cannot be used:** No face found in noise.png")
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("hello")
     text = preview_panel(analyzer, str(not_an_image))[3]

@@ -114,5 +114,5 @@ def test_definition_checks_min_effect(tmp_path):
 
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\nprompts: [a]\nmodel: {preset: tiny}\nscoring: {min_effect: -0.1}\n")
-    with pytest.raises(DefinitionError, match="scoring.min_effect must be in"):
+    with pytest.raises(DefinitionError, match="scoring.min_effect must be a number >= 0"):
         load_definition(path)

@@ -176,8 +176,8 @@ def _user_errors_to_ui(call, image=None):
                        print_exception=False) from None
     except Exception as err:  # noqa: BLE001 - the page shows one line, the console the traceback
         log.exception("app job failed")
-        raise gr.Error(shown_name(f"The job failed ({type(err).__name__}: {err}). The server console has the "
-                                  "details.", image), duration=None, title="Job failed", print_exception=False) from None
+        message = f"The job failed ({type(err).__name__}: {err}). The server console has the details."
+        raise gr.Error(shown_name(message, image), duration=None, title="Job failed", print_exception=False) from None
 
 
 def _status(job: JobResult) -> str:

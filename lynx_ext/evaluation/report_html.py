@@ -14,7 +14,8 @@ table{border-collapse:collapse;font-size:13px;margin:8px 0}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}
 .note{color:#555;font-size:13px}
-.standin{background:#fff3cd;border:1px solid #e0b000;padding:8px 12px;font-size:14px}.yes{color:#0a7d20;font-weight:bold}.no{color:#888}
+.standin{background:#fff3cd;border:1px solid #e0b000;padding:8px 12px;font-size:14px}
+.yes{color:#0a7d20;font-weight:bold}.no{color:#888}
 .plots img{margin:4px;border:1px solid #eee}.sheet img{max-width:100%;border:1px solid #ddd}
 """
 

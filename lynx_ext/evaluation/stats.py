@@ -43,7 +43,7 @@ def summarize(values: Sequence[Optional[float]], samples: int = 1000, confidence
     }
 
 
-MIN_EFFECT = 0.01  # the smallest mean difference that counts (cosine units), whatever the interval says
+MIN_EFFECT = 0.01  # the smallest mean difference that counts (the metric's units: cosine for face similarity)
 
 
 def paired_difference(baseline: dict[str, Optional[float]], other: dict[str, Optional[float]], samples: int = 1000,

@@ -46,8 +46,8 @@ def noise_rule(report: dict) -> str:
     """The rule behind "larger than noise", in words."""
     scoring = report["scoring"]
     return (f"'larger than noise' = the {scoring['confidence']:.0%} bootstrap interval of the difference excludes 0 "
-            f"and the difference is at least {scoring.get('min_effect', 0.01):g} in size (scoring.min_effect, "
-            "cosine units)")
+            f"and the difference is at least {scoring.get('min_effect', 0.01):g} in size (scoring.min_effect, in the "
+            "metric's units: cosine for face similarity)")
 
 
 def report_tables(report: dict) -> list[Table]:
