@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) install -q --no-deps facexlib==0.3.0  # reference for the IR-SE50 parity test only
 	touch $@
 
-demo: $(VENV)/.installed  ## offline default: tiny Wan + Lynx adapters + tiny face models, one short generation on CPU
+demo: $(VENV)/.installed  ## offline default: tiny Wan + Lynx adapters + dlib's face models, one short generation on CPU
 	$(PY) -m lynx_ext.demo
 
 test: $(VENV)/.installed  ## the whole test suite (CPU)

@@ -13,8 +13,8 @@ REAL_COMMAND = (
     "    --adapters hub:full --output outputs/market.mp4            # Wan2.1-T2V-14B + official lynx_full\n"
     "    # on a 24 GB card add: --vram-limit 20  (and --fp8 to halve the CPU RAM it pins)"
 )
-NO_SIMILARITY = ("face similarity not measured: on the frames of an untrained tiny model with stand-in face models "
-                 "it would mean nothing")
+NO_SIMILARITY = ("face similarity not measured: on the noise-like frames of an untrained tiny model it would mean "
+                 "nothing")
 
 
 def main(out_dir: str = "outputs/demo") -> int:
@@ -31,8 +31,13 @@ def main(out_dir: str = "outputs/demo") -> int:
     with contextlib.redirect_stdout(io.StringIO()):  # DiffSynth's loader is chatty
         gen = tiny_generator("full")
     gen.notes.append(NO_SIMILARITY)
-    # No face similarity: the frames of an untrained model, scored by a stand-in detector, would give a number
-    # that means nothing. A trained model's similarity is `diffsynth-ext eval` with the real recognisers.
+    # No face similarity: the frames of an untrained model would give a number that means nothing. A trained
+    # model's similarity is `diffsynth-ext eval` with the real recognisers.
+    from .conditioners.standin import is_standin
+
+    faces = ("STAND-IN face models (not face models; pip install dlib-bin face-recognition-models gives real ones)"
+             if is_standin(gen.face) else f"real offline face models ({gen.face.detector.name} detector, "
+             f"{gen.face.embedder.name} {gen.face.embedder.dim}-d embedder)")
     result = gen.generate(face_path, "an astronaut smiling at the camera, portrait", seed=42, progress=True,
                           face_similarity=False)
     paths = result.save(out / "lynx_demo.mp4", overwrite=True)
@@ -40,10 +45,10 @@ def main(out_dir: str = "outputs/demo") -> int:
     print(f"\nDone in {took:.1f} s. Outputs:")
     for name, path in paths.items():
         print(f"  {name:<14} {path}")
-    print("\nThis was a TINY, UNTRAINED Wan with random Lynx adapters and stand-in face models: it proves the\n"
-          "installation and the whole code path (face detection, alignment, embedding, resampler, reference pass,\n"
-          "three-branch guidance, UniPC sampling, video writing), not quality. The video is noise-like and no face\n"
-          "similarity is reported: measured on such frames with a stand-in detector it would mean nothing.\n"
+    print(f"\nThis was a TINY, UNTRAINED Wan with random Lynx adapters, conditioned by {faces}.\n"
+          "It proves the installation and the whole code path (face detection, alignment, embedding,\n"
+          "resampler, reference pass, three-branch guidance, UniPC sampling, video writing), not quality.\n"
+          "The video is noise-like and no face\nsimilarity is reported: on such frames it would mean nothing.\n"
           "For the real model run:\n\n" + REAL_COMMAND)
     return 0
 

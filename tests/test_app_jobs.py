@@ -155,7 +155,7 @@ def test_cli_defaults_and_refusals(tmp_path, capsys):
 def test_face_preview_draws_the_box_and_landmarks(runner, astronaut):
     shown = face_preview(runner.cache.face_analyzer, astronaut)
     face = shown.result
-    assert face.num_faces == 1 and shown.aligned_112.size == (112, 112) and shown.ref_crop.size == (256, 256)
+    assert face.num_faces >= 1 and shown.aligned_112.size == (112, 112) and shown.ref_crop.size == (256, 256)
     x1, y1, x2, y2 = face.bbox
     zoom = np.asarray(shown.annotated)
     assert x2 - x1 < zoom.shape[1] < 512  # zoomed around the face, inside the photo
@@ -165,25 +165,47 @@ def test_face_preview_draws_the_box_and_landmarks(runner, astronaut):
     assert (np.abs(row[int(x1) - left - 2:int(x1) - left + 3].astype(int) - BOX_COLOUR).sum(-1) < 30).any()
     for (x, y), colour in zip(face.kps, LANDMARK_COLOURS):
         assert np.abs(zoom[int(round(y)) - top, int(round(x)) - left].astype(int) - colour).sum() < 30
-    assert "1 face found" in shown.summary and "512-d" in shown.summary
+    # the offline default is dlib's real detector and 128-d embedder; the score says which scale it is on
+    assert face.detector == "dlib-hog-68" and not face.standin
+    assert "faces found**" in shown.summary or "face found**" in shown.summary
+    assert "128-d" in shown.summary and "dlib HOG margin" in shown.summary and "not a 0-1 confidence" in shown.summary
+    assert "stand-in" not in shown.summary.lower()
 
 
-def test_face_preview_without_a_face_says_so(runner, astronaut, tmp_path):
-    pytest.importorskip("dlib")
-    from lynx_ext.conditioners import FaceAnalyzer
-
-    dlib = FaceAnalyzer.from_options(detector="dlib", embedder="dlib")  # a real detector (the stand-in always fires)
+def test_face_preview_without_a_face_names_the_users_file(runner, astronaut, tmp_path):
+    analyzer = runner.cache.face_analyzer  # the tiny preset's: dlib's real detector finds no face where none is
     blank = tmp_path / "wall.png"
     Image.new("RGB", (320, 240), (128, 128, 120)).save(blank)
     with pytest.raises(NoFaceError, match="No face found in .*wall.png"):
-        face_preview(dlib, blank)
-    annotated, small, ref, text = preview_panel(dlib, str(blank))
-    assert annotated is small is ref is None and text.startswith("**This photo cannot be used:** No face found")
+        face_preview(analyzer, blank)
+    annotated, small, ref, text = preview_panel(analyzer, str(blank))
+    assert annotated is small is ref is None and text.startswith("**This photo cannot be used:** No face found in "
+                                                                 "wall.png ")
+    assert str(tmp_path) not in text  # the user's file name, not the server's (Gradio's temporary) path
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(noise)
+    text = preview_panel(analyzer, str(noise))[3]
+    assert text.startswith("**This photo cannot be used:** No face found in noise.png")
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("hello")
-    assert "cannot be used" in preview_panel(dlib, str(not_an_image))[3]
-    assert preview_panel(dlib, None)[3] == NO_PHOTO
-    assert preview_panel(runner.cache.face_analyzer, str(astronaut))[3].startswith("**1 face found**")
+    text = preview_panel(analyzer, str(not_an_image))[3]
+    assert "cannot be used" in text and "notes.png" in text and str(tmp_path) not in text
+    assert preview_panel(analyzer, None)[3] == NO_PHOTO
+    assert "found**" in preview_panel(analyzer, str(astronaut))[3]
+
+
+def test_face_preview_labels_standin_models(astronaut, tmp_path):
+    """With stand-ins (no dlib, or insightface asked for without a folder) the preview never presents the fixed box
+    as a detection or its constant as a detection score."""
+    from conftest_faces import standin_analyzer
+
+    analyzer = standin_analyzer(tmp_path / "standin")
+    text = preview_panel(analyzer, str(astronaut))[3]
+    assert text.startswith("**Stand-in face models, not face models**") and "fixed box" in text
+    assert "face found" not in text and "not a detection" in text
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(noise)
+    assert preview_panel(analyzer, str(noise))[3].startswith("**Stand-in face models")  # it fires on noise too
 
 
 # ----------------------------------------------------------------------------------------------- jobs

@@ -37,7 +37,9 @@ def test_facexlib_metric_reads_the_folder(tmp_path):
 def test_insightface_metric_pack_explicit_file_and_missing(pack, tmp_path):
     metric = create_metric("insightface")
     metric.load(env(pack))
-    assert metric.describe()["model"] == "insightface-arcface:w600k_r50.onnx"
+    described = metric.describe()  # a stand-in says so, and is not described as the paper's insightface score
+    assert described["model"].startswith("stand-in recognizer w600k_r50.onnx") and described["standin"] is True
+    assert "paper" not in described["description"] and described["description"].startswith("STAND-IN for insightface")
     explicit = create_metric("insightface")
     explicit.load(env(None, model_files={"insightface": str(pack / "w600k_r50.onnx")}))
     assert explicit.embedder.model_file == pack / "w600k_r50.onnx"

@@ -72,9 +72,29 @@ def test_protocol_writes_every_report(full_run):
         assert (full_run / path).stat().st_size > 0
     markdown = (full_run / "report.md").read_text()
     assert "## Side by side (means)" in markdown and "## Difference to the baseline arm (id_on)" in markdown
-    assert "| id_off | face_similarity/dlib | 4 |" in markdown
+    assert "| id_off | face_similarity/dlib (stand-in) | 4 |" in markdown
     html = (full_run / "report.html").read_text()
     assert 'data-table="side_by_side"' in html and html.count('class="plot"') >= 2
+
+
+def test_standin_scores_are_labelled_never_metrics(full_run):
+    """The recipe scores with the stand-in pack: every output says so, and no stand-in number is reported as a
+    published score or an effect."""
+    report = strict_json(full_run / "report.json")
+    faces = [c for c in report["summary"]["columns"] if c.startswith(("face_similarity/", "temporal_consistency/"))]
+    assert report["standin"]["detector"] is True and sorted(report["standin"]["columns"]) == sorted(faces)
+    assert report["scoring"]["detector"].startswith("stand-in detector")
+    insightface = next(m for m in report["recognisers"]["available"] if m["name"] == "insightface")
+    assert insightface["standin"] is True and "paper" not in insightface["description"]
+    assert insightface["model"].startswith("stand-in recognizer")
+    for row in report["comparison"]["rows"]:
+        assert row["standin"] is True and row["exceeds_noise"] is None
+    for name in ("report.md", "report.html"):
+        text = (full_run / name).read_text()
+        assert "Stand-in models: not metrics." in text and "the paper's insightface score" not in text
+        assert "n/a: stand-in" in text and ">yes<" not in text and "| yes |" not in text
+        assert "face_similarity/insightface (stand-in)" in text
+        assert "excludes 0 and the difference is at least 0.01" in text
 
 
 def test_side_by_side_pairs_every_case(full_run):
@@ -85,7 +105,8 @@ def test_side_by_side_pairs_every_case(full_run):
                 for r in report["cases"] if r["arm"] == arm} for arm in ("id_on", "id_off"))
     assert dlib["n_pairs"] == 4
     assert dlib["difference"] == pytest.approx(np.mean([off[k] - on[k] for k in on]))
-    assert isinstance(dlib["exceeds_noise"], bool)
+    assert dlib["min_effect"] == 0.01 and dlib["ci_low"] <= dlib["difference"] <= dlib["ci_high"]
+    assert dlib["exceeds_noise"] is None and dlib["standin"] is True  # scored on the stand-in detector's boxes
 
 
 def comparable(report: dict) -> list:

@@ -2,7 +2,8 @@
 shows its tables, plots and contact sheets.
 
 Set ``LYNX_EXT_SCREENSHOT=docs/assets/eval_report.png`` to also save a screenshot of the page (how the picture in
-docs/evaluation.md was made; the videos are synthetic pans over scikit-image's public-domain astronaut photo).
+docs/evaluation.md was made, then cropped to its top 2480 px, scaled to 75 % and reduced to 256 colours; the videos are
+synthetic pans over scikit-image's public-domain astronaut photo, scored with dlib).
 """
 from __future__ import annotations
 
@@ -87,6 +88,10 @@ def test_report_page_shows_tables_plots_and_images(report_dir, browser):
     cases = tables["cases"].find_elements(By.CSS_SELECTOR, "tbody tr")
     assert len(cases) == len(report["cases"]) == 9
     assert "no_face" in tables["cases"].text
+    # real recognisers: no stand-in label; the verdict's rule (interval excludes 0 and a minimum effect) is stated
+    assert report["standin"] is None and "stand-in" not in browser.page_source.lower()
+    rule = "excludes 0 and the difference is at least 0.01 in size"
+    assert rule in browser.find_element(By.CSS_SELECTOR, "#difference + p.note").text
     images = browser.find_elements(By.TAG_NAME, "img")
     plots = [i for i in images if "plot" in i.get_attribute("class")]
     sheets = [i for i in images if "contact-sheet" in i.get_attribute("class")]

@@ -26,8 +26,12 @@ def test_analyze_file_end_to_end(analyzer, astronaut_png):
     assert result.aligned_112.size == (112, 112) and result.aligned_112.mode == "RGB"
     assert result.ref_crop.size == (256, 256) and result.ref_crop.mode == "RGB"
     assert result.det_score == pytest.approx(ASTRONAUT_FACE.score)
-    assert result.warnings == []
+    from lynx_ext.conditioners.standin import STANDIN_WARNING
+
+    assert result.warnings == [STANDIN_WARNING]  # stand-ins say so wherever the analysis goes
     report = json.loads(json.dumps(result.report()))
+    assert report["standin"] is True and report["detector"].startswith("stand-in detector det_10g.onnx")
+    assert report["embedder"].startswith("stand-in recognizer") and "not a detection" in report["det_score_scale"]
     assert report["num_faces"] == 1 and report["embedding_dim"] == 512 and report["source"].endswith("astronaut.png")
     assert len(report["kps"]) == 5 and report["ref_crop_size"] == [256, 256]
     # same photo as array / PIL gives the same numbers; embed_aligned reproduces the embedding

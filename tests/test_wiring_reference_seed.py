@@ -55,7 +55,7 @@ def test_pipeline_draws_the_reference_with_seed_plus_one(tiny_pipe, ref_seed):
 def test_generator_draws_the_reference_with_seed_plus_one(tmp_path):
     from lynx_ext.inference.tiny_preset import tiny_generator
 
-    gen = tiny_generator("full", home=tmp_path)
+    gen = tiny_generator("full", home=tmp_path, embedder="insightface")  # the stand-in: a box on the synthetic face
     photo = face_image(160, seed=2)
     crop = gen.face.analyze(photo).ref_crop
     with WiringProbe(gen.pipe, keep_attn_inputs=False) as probe:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from ..cli.common import USER_ERRORS
 from ..conditioners import FaceAnalysisResult, FaceAnalyzer, load_image
+from ..conditioners.standin import STANDIN_WARNING
 
 # l-eye, r-eye, nose, l-mouth, r-mouth (the order of FaceAnalysisResult.kps)
 LANDMARK_COLOURS = ((0, 200, 255), (0, 120, 255), (255, 200, 0), (255, 80, 160), (200, 60, 255))
@@ -45,18 +47,36 @@ def draw_face(image: Image.Image, face: FaceAnalysisResult, margin: float = ZOOM
 
 
 def summarize(face: FaceAnalysisResult) -> str:
-    """Markdown lines: faces found, detection score, box size, models, and the analyzer's warnings."""
+    """Markdown lines: faces found, detection score (with its detector's scale), box size, models, and the
+    analyzer's warnings. Stand-in models are named as such: their box is not a detection."""
     x1, y1, x2, y2 = (float(v) for v in face.bbox)
-    lines = [f"**{face.num_faces} face{'s' if face.num_faces != 1 else ''} found**; using the largest: "
-             f"box {x2 - x1:.0f}x{y2 - y1:.0f} px at ({x1:.0f}, {y1:.0f}), detection score {face.det_score:.2f}.",
-             f"Detector {face.detector}, embedder {face.embedder} ({face.embedding.shape[0]}-d identity embedding)."]
-    lines += [f"Note: {w}" for w in face.warnings]
+    box = f"box {x2 - x1:.0f}x{y2 - y1:.0f} px at ({x1:.0f}, {y1:.0f})"
+    scale = f" ({face.score_scale})" if face.score_scale else ""
+    if face.standin:
+        lines = [f"**Stand-in face models, not face models**: the stand-in detector reports a fixed {box} on any "
+                 f"image; its score {face.det_score:.2f} is {face.score_scale or 'not a detection'}. Install dlib "
+                 "(`pip install dlib-bin face-recognition-models`) or give `--face-models` for real detection."]
+    else:
+        lines = [f"**{face.num_faces} face{'s' if face.num_faces != 1 else ''} found**; using the largest: "
+                 f"{box}, detection score {face.det_score:.2f}{scale}."]
+    lines.append(f"Detector {face.detector}, embedder {face.embedder} ({face.embedding.shape[0]}-d identity "
+                 "embedding).")
+    lines += [f"Note: {w}" for w in face.warnings if not (face.standin and w == STANDIN_WARNING)]
     return "\n\n".join(lines)
+
+
+def shown_name(text: str, image) -> str:
+    """``text`` with the uploaded file's temporary path replaced by its file name (what the user chose)."""
+    if isinstance(image, (str, Path)) and str(image):
+        return text.replace(str(image), Path(image).name)
+    return text
 
 
 def face_preview(analyzer: FaceAnalyzer, image) -> FacePreview:
     """Analyse ``image`` (path / PIL / array) with ``analyzer``; `NoFaceError` / `LynxInputError` when unusable."""
     photo = load_image(image)
+    if isinstance(image, (str, Path)):  # messages name the user's file, not the server's temporary copy
+        photo.info["lynx_source"] = Path(image).name
     face = analyzer.analyze(photo)
     return FacePreview(annotated=draw_face(photo, face), aligned_112=face.aligned_112, ref_crop=face.ref_crop,
                        summary=summarize(face), result=face)
@@ -70,5 +90,5 @@ def preview_panel(analyzer: FaceAnalyzer, image) -> tuple:
     try:
         shown = face_preview(analyzer, image)
     except USER_ERRORS as err:
-        return None, None, None, f"**This photo cannot be used:** {err}"
+        return None, None, None, f"**This photo cannot be used:** {shown_name(str(err), image)}"
     return shown.annotated, shown.aligned_112, shown.ref_crop, shown.summary

@@ -12,7 +12,7 @@ from typing import Any, Optional
 import gradio as gr
 
 from ..cli.common import USER_ERRORS
-from .face_preview import NO_PHOTO, preview_panel
+from .face_preview import NO_PHOTO, preview_panel, shown_name
 from .jobs import JobResult, JobRunner
 from .settings import JobSettings
 
@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 
 HISTORY_HEADERS = ["job", "prompt", "variant", "seed", "seconds", "video"]
 HISTORY_REFRESH_S = 3.0  # the finished-jobs table also shows jobs started in other tabs
+QUEUED = "**Job queued**: it waits for the jobs before it; its place in the queue shows on the video panel."
+RUNNING = "**Job running**: loading, face analysis, the denoising steps and decoding show on the video panel."
+# Gradio keeps error toasts (duration=None) until closed; a later successful job closes them.
+CLOSE_ERROR_TOASTS = ("() => { document.querySelectorAll('[data-testid=toast-body] button.toast-close.error')"
+                      ".forEach((b) => b.click()); }")
 
 
 def theme() -> gr.themes.Base:
@@ -74,26 +79,31 @@ def build_app(runner: JobRunner, defaults: JobSettings, *, real_model: bool, int
         inputs = {photo, *c.values()}
 
         def check(data: dict):
-            _user_errors_to_ui(lambda: runner.check(data[photo], _settings(data, c)))
-            return "Job queued: its place in the queue, then its progress, show on the video panel."
+            _user_errors_to_ui(lambda: runner.check(data[photo], _settings(data, c)), data[photo])
+            return QUEUED
 
         def generate(data: dict, progress=gr.Progress()):
+            # A generator: the first yield comes when the job leaves the queue and starts to run.
+            yield (RUNNING, *[gr.update()] * 5)
+
             def report_progress(done: int, total: int, what: str):
                 progress((done, total) if total else 0.0, desc=what, unit="steps")
 
-            job = _user_errors_to_ui(lambda: runner.run(data[photo], _settings(data, c), report_progress))
-            return (_status(job), str(job.paths["video"]), str(job.paths["contact_sheet"]),
-                    [str(p) for p in job.paths.values()], job.report, _history_rows(runner))
+            job = _user_errors_to_ui(lambda: runner.run(data[photo], _settings(data, c), report_progress), data[photo])
+            yield (_status(job), str(job.paths["video"]), str(job.paths["contact_sheet"]),
+                   [str(p) for p in job.paths.values()], job.report, _history_rows(runner))
 
         photo.change(preview, inputs=photo, outputs=[annotated, crop_112, crop_256, face_info],
                      concurrency_id="preview", concurrency_limit=1)
         c["variant"].change(change_variant, inputs=c["variant"], queue=False,
                             outputs=[c["num_frames"], c["fps"], c["identity_guidance"], c["cfg_scale_i"],
                                      c["ref_scale"]])
-        run.click(check, inputs=inputs, outputs=status, concurrency_limit=None, trigger_mode="multiple").success(
+        job = run.click(check, inputs=inputs, outputs=status, concurrency_limit=None,
+                        trigger_mode="multiple").success(
             generate, inputs=inputs, outputs=[status, video, sheet, files, report, history],
-            concurrency_id="generate", concurrency_limit=1, show_progress_on=video, trigger_mode="multiple").failure(
-            lambda: "**The job did not finish**; the message says why.", outputs=status, queue=False)
+            concurrency_id="generate", concurrency_limit=1, show_progress_on=video, trigger_mode="multiple")
+        job.success(None, js=CLOSE_ERROR_TOASTS, queue=False)  # a finished job retires earlier error messages
+        job.failure(lambda: "**The job did not finish**; the message says why.", outputs=status, queue=False)
     return app
 
 
@@ -154,18 +164,20 @@ def _settings(data: dict, controls: dict[str, Any]) -> JobSettings:
     return JobSettings.from_form({name: data[comp] for name, comp in controls.items()})
 
 
-def _user_errors_to_ui(call):
-    """Run ``call``; a user error becomes its sentence in the UI, anything else one line (details in the log)."""
+def _user_errors_to_ui(call, image=None):
+    """Run ``call``; a user error becomes its sentence in the UI, anything else one line (details in the log).
+    ``image``: the uploaded photo's temporary path, shown as the user's file name."""
     try:
         return call()
     except gr.Error:
         raise
     except USER_ERRORS as err:
-        raise gr.Error(str(err), duration=None, title="Check the settings", print_exception=False) from None
+        raise gr.Error(shown_name(str(err), image), duration=None, title="Check the settings",
+                       print_exception=False) from None
     except Exception as err:  # noqa: BLE001 - the page shows one line, the console the traceback
         log.exception("app job failed")
-        raise gr.Error(f"The job failed ({type(err).__name__}: {err}). The server console has the details.",
-                       duration=None, title="Job failed", print_exception=False) from None
+        message = f"The job failed ({type(err).__name__}: {err}). The server console has the details."
+        raise gr.Error(shown_name(message, image), duration=None, title="Job failed", print_exception=False) from None
 
 
 def _status(job: JobResult) -> str:

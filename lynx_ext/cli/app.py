@@ -141,8 +141,16 @@ def _intro(preset: str, gen, out: Path) -> str:
     shown = out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out
     where = f"Outputs go to `{shown}`."
     if preset == "tiny":
-        return ("**Offline tiny preset**: a tiny *untrained* Wan with random adapters and stand-in face models. It "
-                "proves the installation and the whole path; its videos are noise-like and its face similarity "
+        from ..conditioners.standin import is_standin
+
+        if is_standin(gen.face):
+            faces = ("**stand-in face models** (not face models: the box is fixed and no face similarity is "
+                     "measured; `pip install dlib-bin face-recognition-models` gives real ones)")
+        else:
+            faces = (f"real offline face models (`{gen.face.detector.name}` detector, `{gen.face.embedder.name}` "
+                     f"{gen.face.embedder.dim}-d embedder)")
+        return (f"**Offline tiny preset**: a tiny *untrained* Wan with random adapters and {faces}. It proves the "
+                "installation and the whole path; its videos are noise-like, so a face similarity measured on them "
                 "means nothing. Launch with `--model-paths`, `--adapters` and `--face-models` for the 14B model. "
                 + where)
     return f"Base model `{preset}`, adapters `{gen.adapter_source}`, device `{gen.pipe.device}`. " + where

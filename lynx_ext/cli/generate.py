@@ -305,7 +305,7 @@ def tiny_embedder(args) -> str:
     """The embedder the tiny preset conditions with (`lynx_ext.inference.tiny_preset.tiny_embedder`)."""
     from ..inference.tiny_preset import tiny_embedder as rule
 
-    return rule(args.embedder, args.face_models)
+    return rule(args.embedder, args.face_models, args.detector, args.adapters)
 
 
 def run(args) -> int:
@@ -318,8 +318,10 @@ def run(args) -> int:
         for warning in result.report["face"].get("warnings", []):
             print(f"note: {warning}")
         paths = result.save(out, overwrite=args.overwrite, webp=args.webp)
-        sim = result.report.get("face_similarity", {}).get("mean")
+        similarity = result.report.get("face_similarity", {})
+        sim = similarity.get("mean")
         print(f"wrote {paths['video']} ({len(result.frames)} frames, {time.perf_counter() - t0:.1f} s)"
-              + (f", mean face similarity {sim:.3f}" if sim is not None else ""))
+              + (f", mean face similarity {sim:.3f} ({result.report['face']['embedder']})" if sim is not None
+                 else f", face similarity {similarity['not_measured']}" if similarity.get("not_measured") else ""))
         print(f"      {paths['contact_sheet']}\n      {paths['report']}")
     return 0

@@ -11,6 +11,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .standin import onnx_standin_note
+
 
 class InsightFaceArcFaceEmbedder:
     """ArcFace ONNX behind the `FaceEmbedder` interface; outputs are L2-normalised here.
@@ -35,7 +37,10 @@ class InsightFaceArcFaceEmbedder:
         self.model = model
         self.input_size = int(model.input_size[0])
         self.dim = int(model.output_shape[-1]) if isinstance(model.output_shape[-1], int) else 512
-        self.name = f"insightface-arcface:{self.model_file.name}"
+        note = onnx_standin_note(model)
+        self.standin = note is not None
+        self.name = (f"stand-in recognizer {self.model_file.name} ({note})" if self.standin
+                     else f"insightface-arcface:{self.model_file.name}")
 
     def embed_batch(self, aligned_rgb: Sequence[np.ndarray]) -> np.ndarray:
         """``[N, dim]`` float32 unit vectors from RGB uint8 crops of ``input_size``."""

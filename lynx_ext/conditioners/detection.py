@@ -13,6 +13,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .protocols import DetectedFace
+from .standin import onnx_standin_note
+
+SCORE_SCALE = "SCRFD confidence, 0 to 1 (threshold 0.5)"
+SCORE_SCALE_STANDIN = "a constant written into the stand-in file, not a detection"
 
 
 class InsightFaceDetector:
@@ -45,7 +49,11 @@ class InsightFaceDetector:
             raise ValueError(f"{self.model_file} has no landmark outputs; use a *_kps SCRFD model like det_10g.onnx.")
         model.prepare(ctx_id, input_size=self.det_size, det_thresh=self.det_thresh)
         self.model = model
-        self.name = f"insightface-scrfd:{self.model_file.name}"
+        note = onnx_standin_note(model)
+        self.standin = note is not None
+        self.name = (f"stand-in detector {self.model_file.name} ({note})" if self.standin
+                     else f"insightface-scrfd:{self.model_file.name}")
+        self.score_scale = (SCORE_SCALE_STANDIN if self.standin else SCORE_SCALE)
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
         """All faces above the threshold in an RGB uint8 image, in insightface's order (score, then NMS)."""

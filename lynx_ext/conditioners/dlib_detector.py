@@ -26,6 +26,8 @@ class DlibDetector:
     """
 
     name = "dlib-hog-68"
+    standin = False
+    score_scale = "dlib HOG margin: above 0 is a face, no upper bound (about 0 to 3); not a 0-1 confidence"
 
     def __init__(self, model_dir: Optional[str | os.PathLike] = None, upsample: int = 1, threshold: float = 0.0,
                  max_side: int = 1200):

@@ -19,6 +19,7 @@ from .errors import FaceModelsMissingError, LynxInputError, NoFaceError
 from .images import ImageSource, describe_source, load_image
 from .model_files import INSIGHTFACE_ROOT
 from .protocols import DetectedFace, FaceDetector, FaceEmbedder
+from .standin import STANDIN_WARNING, is_standin
 
 MIN_FACE_PX = 64  # below this box side the identity signal gets weak; we warn
 MAX_OUTSIDE_FRACTION = 0.10  # warn when more of the reference crop than this lies outside the photo
@@ -40,6 +41,8 @@ class FaceAnalysisResult:
     source: str = ""
     detector: str = ""
     embedder: str = ""
+    score_scale: str = ""  # what ``det_score`` means: detectors score on different scales
+    standin: bool = False  # the detector or the embedder is a stand-in (not a face model)
 
     def report(self) -> dict:
         """JSON-serialisable summary (no embedding values)."""
@@ -50,6 +53,8 @@ class FaceAnalysisResult:
             "embedder": self.embedder,
             "num_faces": int(self.num_faces),
             "det_score": round(float(self.det_score), 4),
+            "det_score_scale": self.score_scale,
+            "standin": bool(self.standin),
             "bbox": [round(float(v), 2) for v in self.bbox],
             "kps": [[round(float(x), 2), round(float(y), 2)] for x, y in self.kps],
             "embedding_dim": int(self.embedding.shape[0]),
@@ -129,11 +134,15 @@ class FaceAnalyzer:
         embedding = self._check_embedding(self.embedder.embed_aligned(crop))
         ref = reference_crop(rgb, face.kps)
         notes.extend(self._quality_notes(face, rgb.shape))
+        if is_standin(self.detector) or is_standin(self.embedder):
+            notes.append(STANDIN_WARNING)
         return FaceAnalysisResult(
             embedding=embedding, kps=face.kps.astype(np.float32), bbox=face.bbox.astype(np.float32),
             det_score=float(face.score), num_faces=len(faces), aligned_112=Image.fromarray(aligned),
             ref_crop=Image.fromarray(ref), warnings=notes, image_size=(width, height), source=name,
             detector=self.detector.name, embedder=self.embedder.name,
+            score_scale=str(getattr(self.detector, "score_scale", "")),
+            standin=is_standin(self.detector) or is_standin(self.embedder),
         )
 
     def embed_aligned(self, aligned_112_rgb: Image.Image | np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .stats import finite, paired_difference, summarize
+from .stats import MIN_EFFECT, finite, paired_difference, summarize
 
 FAILED = ("unreadable", "generation_failed")
 
@@ -89,8 +89,12 @@ def seed_spread(rows: Sequence[dict], columns: Sequence[str]) -> dict:
 
 
 def compare_arms(rows: Sequence[dict], arms: Sequence[str], baseline: Optional[str], samples: int = 1000,
-                 confidence: float = 0.95) -> dict:
-    """Every other arm against ``baseline`` (default: the first arm), paired on subject, prompt and seed."""
+                 confidence: float = 0.95, min_effect: float = MIN_EFFECT,
+                 standin_columns: Sequence[str] = ()) -> dict:
+    """Every other arm against ``baseline`` (default: the first arm), paired on subject, prompt and seed.
+
+    A column in ``standin_columns`` (scored with a stand-in model) gets ``standin: true`` and no verdict
+    (``exceeds_noise`` None): a stand-in's difference is no effect."""
     if len(arms) < 2:
         return {"baseline": None, "rows": []}
     baseline = baseline or arms[0]
@@ -103,8 +107,21 @@ def compare_arms(rows: Sequence[dict], arms: Sequence[str], baseline: Optional[s
         for column in columns:
             base = {k: v.get(column) for k, v in values[baseline].items()}
             other = {k: v.get(column) for k, v in values[arm].items()}
-            out.append({"arm": arm, "metric": column, **paired_difference(base, other, samples, confidence)})
+            row = {"arm": arm, "metric": column, **paired_difference(base, other, samples, confidence, min_effect)}
+            if column in standin_columns:
+                row.update(exceeds_noise=None, standin=True)
+            out.append(row)
     return {"baseline": baseline, "rows": out}
+
+
+def standin_columns(columns: Sequence[str], scoring: dict) -> list[str]:
+    """The columns a stand-in model produced: every face column when the detector was a stand-in (its boxes are
+    fixed, not found), else those of stand-in recognisers."""
+    faces = [c for c in columns if c.startswith(("face_similarity/", "temporal_consistency/"))]
+    if scoring.get("detector_standin"):
+        return faces
+    names = {m["name"] for m in scoring.get("available", []) if m.get("standin")}
+    return [c for c in faces if c.split("/", 1)[1] in names]
 
 
 def primary_column(summary: dict, preferred: Optional[str] = None) -> Optional[str]:

@@ -36,7 +36,7 @@ def case_strip(row: dict, video_root: Path, subject_file: Optional[str], label: 
 
 
 def best_worst_sheet(rows: Sequence[dict], column: str, video_root: Path, subject_files: dict[str, str],
-                     count: int = 4) -> Optional[Image.Image]:
+                     count: int = 4, standin: bool = False) -> Optional[Image.Image]:
     """Rows ranked by ``column`` (their value) -> the ``count`` best and ``count`` worst as one image."""
     from .aggregate import row_columns
 
@@ -52,6 +52,8 @@ def best_worst_sheet(rows: Sequence[dict], column: str, video_root: Path, subjec
         for rank, (value, row) in enumerate(chosen, 1):
             seed = "" if row.get("seed") is None else f" / seed {row['seed']}"
             label = f"{title} {rank}: {row['subject']} / {row['prompt_id']}{seed}   {column} {value:.3f}"
+            if standin:
+                label += "  (stand-in: not a metric)"
             strip = case_strip(row, video_root, subject_files.get(row["subject"]), label)
             if strip is not None:
                 strips.append(strip)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -74,6 +75,9 @@ class ScoringSettings:
     device: Optional[str] = None
     bootstrap_samples: int = 1000
     confidence: float = 0.95
+    min_effect: float = 0.01
+    """The smallest mean paired difference (cosine units) that counts as "larger than noise", besides the interval
+    excluding 0."""
     baseline: Optional[str] = None
     """Arm the others are compared with (default: the first)."""
     primary: Optional[str] = None
@@ -241,6 +245,9 @@ def _check(definition: BenchmarkDefinition, where: str) -> None:
         raise DefinitionError(f"{where}: scoring.frames must be >= 1 or null (every frame), got {scoring.frames}.")
     if not 0.5 <= scoring.confidence < 1:
         raise DefinitionError(f"{where}: scoring.confidence must be in [0.5, 1), got {scoring.confidence}.")
+    if not (math.isfinite(scoring.min_effect) and scoring.min_effect >= 0):
+        raise DefinitionError(f"{where}: scoring.min_effect must be a number >= 0 (a difference in the metric's "
+                              f"units, e.g. 0.01 cosine), got {scoring.min_effect}.")
     if scoring.bootstrap_samples < 100:
         raise DefinitionError(f"{where}: scoring.bootstrap_samples must be >= 100, got {scoring.bootstrap_samples}.")
     names = [a.name for a in definition.resolved_arms()]

@@ -12,12 +12,16 @@ from pathlib import Path
 
 from ..atomic_write import atomic_path, write_text_atomic
 from ..outputs import dumps_strict
-from .aggregate import compare_arms, primary_column, summarize_rows
+from .aggregate import compare_arms, primary_column, standin_columns, summarize_rows
+from .stats import MIN_EFFECT
 from .cases import slug_of
 from .results import load_results
 
 SCHEMA = "lynx-ext/eval-report/1"
 RUN_FILE = "run.json"
+STANDIN_NOTE = ("Stand-in face models (tiny random ONNX files, not face models) scored the columns marked "
+                "'stand-in': their numbers test the plumbing of the protocol; they are not face similarity, not the "
+                "paper's scores, and no difference between them is an effect.")
 ASSETS = "assets"
 
 
@@ -42,6 +46,8 @@ def build_report(output: Path) -> dict:
     planned = run.get("cases_planned", [])
     finished = {r["case_id"] for r in rows}
     video_root = Path(run["video_root"])
+    min_effect = scoring.setdefault("min_effect", MIN_EFFECT)  # runs stored before it existed: the default
+    standin = standin_columns(summary["columns"], scoring)
     return {
         "schema": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -60,9 +66,11 @@ def build_report(output: Path) -> dict:
         "video_root": str(video_root),
         "video_root_href": Path(os.path.relpath(video_root, output)).as_posix(),
         "primary_metric": primary_column(summary, scoring.get("primary")),
+        "standin": {"columns": standin, "detector": bool(scoring.get("detector_standin")), "note": STANDIN_NOTE}
+        if standin else None,
         "cases": rows,
         "summary": summary,
-        "comparison": compare_arms(rows, arms, scoring.get("baseline"), samples, confidence),
+        "comparison": compare_arms(rows, arms, scoring.get("baseline"), samples, confidence, min_effect, standin),
     }
 
 
@@ -88,7 +96,9 @@ def write_reports(output: Path, contact_sheets: bool = True) -> dict[str, Path]:
         series = {arm: clip_profile([r for r in report["cases"] if r["arm"] == arm], name) for arm in report["arms"]}
         if any(v is not None for pts in series.values() for _, v in pts):
             rel = f"{ASSETS}/profile_{name}.svg"
-            write_text_atomic(output / rel, line_plot_svg(series, f"{name}: mean similarity along the clip",
+            standin = column in ((report.get("standin") or {}).get("columns") or [])
+            title = f"{name}{' (stand-in: not a metric)' if standin else ''}: mean similarity along the clip"
+            write_text_atomic(output / rel, line_plot_svg(series, title,
                                                           x_label="position in the clip (%)", x_range=(0, 100)))
             report["assets"]["profiles"][name] = rel
     primary = report["primary_metric"]
@@ -97,7 +107,8 @@ def write_reports(output: Path, contact_sheets: bool = True) -> dict[str, Path]:
         count = report["scoring"].get("contact_sheet_cases", 4)
         for i, arm in enumerate(report["arms"]):
             rows = [r for r in report["cases"] if r["arm"] == arm and r["status"] == "ok"]
-            sheet = best_worst_sheet(rows, primary, Path(report["video_root"]), subject_files, count)
+            sheet = best_worst_sheet(rows, primary, Path(report["video_root"]), subject_files, count,
+                                     standin=primary in ((report.get("standin") or {}).get("columns") or []))
             if sheet is not None:
                 rel = f"{ASSETS}/contact_sheet_{i:02d}.png"
                 with atomic_path(output / rel) as tmp:

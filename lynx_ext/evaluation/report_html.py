@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from .aggregate import row_columns
-from .tables import Table, report_tables
+from .tables import Table, primary_label, report_tables
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1300px}
@@ -13,7 +13,9 @@ h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd
 table{border-collapse:collapse;font-size:13px;margin:8px 0}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}
-.note{color:#555;font-size:13px}.yes{color:#0a7d20;font-weight:bold}.no{color:#888}
+.note{color:#555;font-size:13px}
+.standin{background:#fff3cd;border:1px solid #e0b000;padding:8px 12px;font-size:14px}
+.yes{color:#0a7d20;font-weight:bold}.no{color:#888}
 .plots img{margin:4px;border:1px solid #eee}.sheet img{max-width:100%;border:1px solid #ddd}
 """
 
@@ -47,11 +49,14 @@ def render_html(report: dict) -> str:
         f"face detector: {scoring['detector']}" + (f" ({scoring['detector_note']})" if scoring["detector_note"]
                                                    else ""),
         f"frames scored per video: {scoring['frames'] or 'all'}, evenly spaced",
-        f"primary metric: {report.get('primary_metric') or '–'}; intervals: {scoring['confidence']:.0%} bootstrap "
+        f"primary metric: {primary_label(report)}; intervals: {scoring['confidence']:.0%} bootstrap "
         f"({scoring['bootstrap_samples']} resamples of cases)",
     ]
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{escape(title)}</title>",
              f"<style>{STYLE}</style></head><body>", f"<h1>{escape(title)}</h1>", "<ul>"]
+    if report.get("standin"):
+        parts.insert(len(parts) - 1, f'<p class="standin"><b>Stand-in models: not metrics.</b> '
+                     f'{escape(report["standin"]["note"])}</p>')
     parts += [f"<li>{escape(f)}</li>" for f in facts] + ["</ul>"]
     if report["subjects_skipped"]:
         skipped = "; ".join(f"{s['subject']} ({s.get('reason', '')})" for s in report["subjects_skipped"])

@@ -1,7 +1,7 @@
 """``report.md``: the report's tables and pictures as Markdown."""
 from __future__ import annotations
 
-from .tables import Table, report_tables
+from .tables import Table, primary_label, report_tables
 
 
 def _md_table(table: Table) -> list[str]:
@@ -30,7 +30,9 @@ def render_markdown(report: dict) -> str:
              f"- face detector: {scoring['detector']}" + (f" ({scoring['detector_note']})" if scoring['detector_note']
                                                           else ""),
              f"- frames scored per video: {scoring['frames'] or 'all'} (evenly spaced, see docs/evaluation.md)",
-             f"- primary metric: {report.get('primary_metric') or '–'}", ""]
+             f"- primary metric: {primary_label(report)}", ""]
+    if report.get("standin"):
+        lines[2:2] = [f"> **Stand-in models: not metrics.** {report['standin']['note']}", ""]
     skipped = report["subjects_skipped"]
     if skipped:
         lines += ["**Subjects skipped:** " + "; ".join(f"{s['subject']} ({s.get('reason', '')})" for s in skipped), ""]

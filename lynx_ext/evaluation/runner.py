@@ -64,6 +64,7 @@ def run_benchmark(definition: BenchmarkDefinition, output: Optional[str | os.Pat
         f"{len(definition.prompt_list())} prompts x {len(definition.seeds)} seeds)"
         + (f"; shard {k}/{n} has {len(mine)}" if n > 1 else "")
         + f"; {len(done)} already finished, {len(todo)} to generate, {len(rescore)} to re-score.")
+    _standin_note(described, log)
     slot = slot or GeneratorSlot()
     bar = _bar(len(todo) + len(rescore), progress)
     try:
@@ -111,6 +112,7 @@ def score_videos(videos_dir: str | os.PathLike, subjects_dir: str | os.PathLike,
         "subjects": subject_info, "cases_planned": [c.id for c in scored]})
     log(f"{len(cases)} manifest rows; {len(cases) - len(scored)} skipped (subject without a usable face); "
         f"{len(done)} already scored, {len(todo) + len(rescore)} to score.")
+    _standin_note(described, log)
     work = sorted(todo + rescore, key=lambda c: c.video)  # each video is decoded once for all its subjects
     bar = _bar(len(work), progress)
     try:
@@ -170,8 +172,18 @@ def _check_subjects(scorer: Scorer, images: dict[str, Path], log: Log) -> tuple[
     return subjects, info
 
 
+def _standin_note(described: dict, log: Log) -> None:
+    """Say at the start when stand-in face models score: their numbers are no metrics."""
+    names = [m["name"] for m in described.get("available", []) if m.get("standin")]
+    if described.get("detector_standin") or names:
+        parts = (["the face detector"] if described.get("detector_standin") else []) + names
+        log(f"note: stand-in face models ({', '.join(parts)}; not face models) score this run: the report marks "
+            "their numbers 'stand-in'; they test the plumbing and are not metrics.")
+
+
 def _scoring_info(settings: ScoringSettings, described: dict) -> dict:
     return {**described, "bootstrap_samples": settings.bootstrap_samples, "confidence": settings.confidence,
+            "min_effect": settings.min_effect,
             "baseline": settings.baseline, "primary": settings.primary,
             "contact_sheet_cases": settings.contact_sheet_cases, "frame_sampling": "floor(linspace(0, N-1, k))"}
 

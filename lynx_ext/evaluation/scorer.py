@@ -78,11 +78,10 @@ class Scorer:
         if value is None:
             return None
         if value == STANDIN:
-            from ..tiny.face_models import write_standin_pack
             from ..tiny import tiny_home
+            from ..tiny.face_models import standin_pack
 
-            folder = tiny_home() / "faces"
-            return folder if (folder / "det_10g.onnx").is_file() else write_standin_pack(folder)
+            return standin_pack(tiny_home() / "faces")
         path = Path(os.path.expanduser(value))
         if not path.is_dir():
             raise DefinitionError(f"The scoring face-models folder {path} does not exist.")
@@ -119,8 +118,12 @@ class Scorer:
     def describe(self) -> dict:
         """Detector, metrics, frame sampling and the key that tells whether a stored result was scored alike."""
         available = [m.describe() for m in self.metrics]
+        from ..conditioners.standin import is_standin
+
         info = {"detector": self.detector.detector.name, "detector_note": self.detector_note,
                 "frames": self.settings.frames, "det_size": self.settings.det_size}
+        if is_standin(self.detector.detector):
+            info["detector_standin"] = True
         key = digest({"metrics": [(m["name"], m["model"]) for m in available], **info})
         return {**info, "scoring_key": key, "available": available, "unavailable": list(self.unavailable)}
 

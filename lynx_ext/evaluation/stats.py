@@ -43,11 +43,16 @@ def summarize(values: Sequence[Optional[float]], samples: int = 1000, confidence
     }
 
 
+MIN_EFFECT = 0.01  # the smallest mean difference that counts (the metric's units: cosine for face similarity)
+
+
 def paired_difference(baseline: dict[str, Optional[float]], other: dict[str, Optional[float]], samples: int = 1000,
-                      confidence: float = 0.95) -> dict:
+                      confidence: float = 0.95, min_effect: float = MIN_EFFECT) -> dict:
     """Mean of ``other - baseline`` over the keys where both have a value, with its bootstrap interval.
 
-    ``exceeds_noise`` is true when the interval excludes 0 (None when fewer than 2 pairs).
+    ``exceeds_noise`` ("larger than noise") is true when the interval excludes 0 **and** the mean difference is at
+    least ``min_effect`` in size: a difference of 0.0004 with a tight interval is real but too small to matter.
+    None when fewer than 2 pairs.
     """
     keys = [k for k in baseline if k in other and baseline[k] is not None and other[k] is not None
             and math.isfinite(baseline[k]) and math.isfinite(other[k])]
@@ -58,6 +63,6 @@ def paired_difference(baseline: dict[str, Optional[float]], other: dict[str, Opt
         "baseline_mean": float(np.mean([baseline[k] for k in keys])) if keys else None,
         "mean": float(np.mean([other[k] for k in keys])) if keys else None,
         "difference": float(diffs.mean()) if keys else None,
-        "ci_low": lo, "ci_high": hi,
-        "exceeds_noise": None if lo is None else bool(lo > 0 or hi < 0),
+        "ci_low": lo, "ci_high": hi, "min_effect": float(min_effect),
+        "exceeds_noise": None if lo is None else bool((lo > 0 or hi < 0) and abs(diffs.mean()) >= min_effect),
     }

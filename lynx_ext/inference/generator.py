@@ -295,12 +295,18 @@ class LynxGenerator:
                        "adapters": self.adapter_source, "loras": [asdict(sp) for sp in self.loras]},
             "timings": times, "speed": getattr(self.pipe, "lynx_fast_stats", None), "memory": peak_memory(), "machine": machine_info(self.pipe), "notes": list(self.notes),
         }
-        if face_similarity:
+        if face_similarity and face.analysis.standin:  # a stand-in's cosine is no face similarity: not reported
+            report["face_similarity"] = {"mean": None, "not_measured": STANDIN_SIMILARITY}
+        elif face_similarity:
             t3 = time.perf_counter()
             report["face_similarity"] = summarise_similarities(
                 frame_similarities(self.face, frames, face.analysis.embedding))
             times["face_similarity_s"] = time.perf_counter() - t3
         return GenerationResult(frames=frames, fps=s.fps, report=report, face_crop=face.analysis.aligned_112)
+
+
+STANDIN_SIMILARITY = ("not measured: the face models are stand-ins (not face models), so a cosine of their "
+                      "embeddings would mean nothing")
 
 
 def rounded(s: GenerationSettings, pipe) -> GenerationSettings:

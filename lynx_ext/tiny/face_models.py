@@ -22,10 +22,14 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..conditioners.standin import STANDIN_KEY
+
 OPSET = 17
 IR_VERSION = 8  # readable by every onnxruntime that supports opset 17
 STRIDES = (8, 16, 32)
 NUM_ANCHORS = 2
+DETECTOR_NOTE = "not a face model: reports fixed boxes on any image, whatever its pixels"
+RECOGNIZER_NOTE = "not a face model: a random projection, blind to identity"
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,7 @@ def build_standin_detector(path: str | os.PathLike, faces: Sequence[StandinFace]
         [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, "height", "width"])],
         graph_outputs, initializer=inits,
     )
-    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path, DETECTOR_NOTE)
 
 
 def build_standin_recognizer(path: str | os.PathLike, dim: int = 512, seed: int = 0) -> Path:
@@ -163,7 +167,7 @@ def build_standin_recognizer(path: str | os.PathLike, dim: int = 512, seed: int 
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dim])],
         initializer=[numpy_helper.from_array(weight, "proj_weight")],
     )
-    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path, RECOGNIZER_NOTE)
 
 
 def write_standin_pack(folder: str | os.PathLike, faces: Sequence[StandinFace] = (ASTRONAUT_FACE,)) -> Path:
@@ -175,10 +179,24 @@ def write_standin_pack(folder: str | os.PathLike, faces: Sequence[StandinFace] =
     return folder
 
 
-def _save(model, path: str | os.PathLike) -> Path:
+def standin_pack(folder: str | os.PathLike) -> Path:
+    """The stand-in pack in ``folder``, written there unless a marked one is already in place."""
+    import onnx
+
+    folder = Path(folder)
+    try:
+        marked = all(any(p.key == STANDIN_KEY for p in onnx.load(str(folder / name), load_external_data=False)
+                         .metadata_props) for name in ("det_10g.onnx", "w600k_r50.onnx"))
+    except Exception:  # noqa: BLE001 - missing or unreadable: write it
+        marked = False
+    return folder if marked else write_standin_pack(folder)
+
+
+def _save(model, path: str | os.PathLike, note: str) -> Path:
     import onnx
 
     model.ir_version = IR_VERSION
+    onnx.helper.set_model_props(model, {STANDIN_KEY: note})
     onnx.checker.check_model(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,8 +41,12 @@ class FaceSimilarityMetric:
         self._analyzer = FaceAnalyzer(detector=None, embedder=self.embedder)  # its checked `embed_aligned` only
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "model": getattr(self.embedder, "name", ""),
-                "description": self.description}
+        out = {"name": self.name, "kind": self.kind, "model": getattr(self.embedder, "name", ""),
+               "description": self.description}
+        if getattr(self.embedder, "standin", False):  # never described as the published score it stands in for
+            out.update(standin=True, description=f"STAND-IN for {self.name}: not a face model; its numbers test the "
+                                                 "plumbing and are not face similarity")
+        return out
 
     def embed(self, rgb: np.ndarray, face: DetectedFace) -> np.ndarray:
         """Unit embedding of ``face`` in ``rgb`` (ArcFace-template crop at the recogniser's input size)."""
