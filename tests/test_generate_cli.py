@@ -217,3 +217,24 @@ def test_pipe_takes_a_face_image_through_the_units(tiny_pipe, face_png, tmp_path
     assert out.shape == base.shape and (out - base).abs().max() > 1e-3
     install_free = tiny_pipe(**GEN)
     assert torch.equal(install_free, base)
+
+
+def test_lora_takes_path_colon_alpha_as_the_app_does(face_png, tmp_path, capsys):
+    """``--lora PATH:ALPHA`` (documented, and what the app's LoRA lines take): the file check applies to PATH, the
+    alpha reaches the fuse; a missing PATH is named without the alpha."""
+    from safetensors.torch import save_file
+
+    lora = tmp_path / "dit_lora.safetensors"
+    g = torch.Generator().manual_seed(1)
+    save_file({f"blocks.0.self_attn.q.lora_{ab}.weight": torch.randn(*shape, generator=g) * 0.1
+               for ab, shape in (("A", (4, 96)), ("B", (96, 4)))}, str(lora))
+    out = tmp_path / "lora.mp4"
+    rc = generate(["--image", str(face_png), "--prompt", "x", "--lora", f"{lora}:0.5", "--output", str(out), *FAST])
+    assert rc == 0, _err(capsys)
+    report = json.loads((tmp_path / "lora_report.json").read_text())
+    assert report["models"]["loras"] == [{"path": str(lora), "alpha": 0.5}]
+    missing = tmp_path / "nope.safetensors"
+    rc = generate(["--image", str(face_png), "--prompt", "x", "--lora", f"{missing}:0.5", "--output",
+                   str(tmp_path / "m.mp4"), *FAST])
+    err = _err(capsys)
+    assert rc == 2 and f"{missing} does not exist" in err and ":0.5" not in err
