@@ -78,3 +78,30 @@ def test_strict_build(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (tmp_path / "site" / "architecture" / "index.html").read_text()
     assert 'class="language-text diagram highlight"' in html
+
+
+# ----------------------------------------------------------------------------------------------- install lines
+PIP_INSTALL = re.compile(r"pip install ([^`'\"\n]*(?:'[^'\n]*'[^`'\"\n]*)*)")
+SOURCES = [ROOT / "README.md", ROOT / "Makefile", *DOCS.glob("*.md"), *(ROOT / "lynx_ext").rglob("*.py")]
+
+
+def _install_lines():
+    for path in SOURCES:
+        for match in PIP_INSTALL.finditer(path.read_text()):
+            yield path.relative_to(ROOT), match.group(1)
+
+
+def test_install_lines_work_from_where_the_reader_is():
+    """lynx-ext is not on PyPI: every `pip install` of it (or of its extras) installs the checkout (`-e .` /
+    `-e '.[extra]'`), never `lynx-ext[...]` by name, and names extras that exist."""
+    import tomllib
+
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    lines = list(_install_lines())
+    assert len(lines) > 5, lines  # the scan finds the install lines at all
+    for where, args in lines:
+        for word in args.split("#")[0].replace("'", " ").replace('"', " ").split():
+            assert not re.match(r"lynx[-_]ext\b", word, re.I), f"{where}: `pip install {args}` (not on PyPI)"
+            if word.startswith(".["):
+                named = set(word[2:].rstrip("]").split(","))
+                assert named <= extras, f"{where}: `pip install {args}` names unknown extras {named - extras}"

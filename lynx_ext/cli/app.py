@@ -117,7 +117,8 @@ def run(args) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        print("error: the app needs Gradio: pip install 'lynx-ext[app]'", file=sys.stderr)
+        print("error: the app needs Gradio; in the lynx-ext checkout run: pip install -c constraints.txt -e '.[app]'",
+              file=sys.stderr)
         return 2
     from ..app.layout import build_app, theme
 
