@@ -10,6 +10,9 @@ import warnings
 from typing import Optional
 
 
+PROG = "diffsynth-ext fit --extension lynx"
+
+
 def make_cli(args: list[str], run: bool = True):
     from lightning.pytorch.callbacks import ProgressBar
     from lightning.pytorch.cli import LightningCLI
@@ -20,6 +23,11 @@ def make_cli(args: list[str], run: bool = True):
     from ..training.module import LynxModule
 
     class LynxCLI(LightningCLI):
+        def setup_parser(self, *args, **kwargs) -> None:
+            super().setup_parser(*args, **kwargs)
+            for sub in getattr(self, "_subcommand_parsers", {}).values():  # not "PROG [options] fit": fit is in PROG
+                sub.prog = PROG
+
         def add_arguments_to_parser(self, parser):
             parser.link_arguments("model.seed", "data.seed")
             if not run:  # the `fit` subcommand's own keys, so a saved run config also parses here (cli.config)
@@ -57,7 +65,7 @@ def make_cli(args: list[str], run: bool = True):
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
         return LynxCLI(LynxModule, LynxDataModule, args=args, run=run, trainer_defaults=trainer_defaults,
                        save_config_kwargs={"overwrite": True}, seed_everything_default=0,
-                       parser_kwargs={"prog": "diffsynth-ext fit --extension lynx"})
+                       parser_kwargs={"prog": PROG})
 
 
 def last_checkpoint(trainer) -> Optional[str]:
