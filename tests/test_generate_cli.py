@@ -238,3 +238,17 @@ def test_lora_takes_path_colon_alpha_as_the_app_does(face_png, tmp_path, capsys)
                    str(tmp_path / "m.mp4"), *FAST])
     err = _err(capsys)
     assert rc == 2 and f"{missing} does not exist" in err and ":0.5" not in err
+
+
+def test_default_output_names_hold_the_model_and_the_seed(face_png, tmp_path, capsys):
+    """Without --output: ``<image>_lynx_<variant>_<preset>_s<seed>.mp4`` (docs/inference.md), the default seed
+    included, so a run with another model or seed does not stop at an earlier run's video."""
+    from lynx_ext.outputs import default_video_name
+
+    assert default_video_name(face_png, "full", "wan2.1-t2v-14b", 42) != default_video_name(face_png, "full", "tiny", 42)
+    out = tmp_path / "out"
+    for seed in ([], ["--seed", "7"]):
+        assert generate(["--image", str(face_png), "--prompt", "x", "--output-dir", str(out), *seed, *FAST]) == 0, \
+            _err(capsys)
+    assert sorted(p.name for p in out.glob("*.mp4")) == ["astronaut_lynx_full_tiny_s42.mp4",
+                                                          "astronaut_lynx_full_tiny_s7.mp4"]

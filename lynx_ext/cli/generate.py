@@ -234,10 +234,13 @@ def job_output(job: dict, index: int, args, multi: bool) -> Path:
     if job.get("output"):
         path = Path(str(job["output"])).expanduser()
         return path if path.is_absolute() or not args.batch else Path(args.output_dir) / path
-    stem = Path(job["image"]).stem
-    seed = job["settings"].seed if job["settings"].seed is not None else args.seed
-    name = f"{stem}_{index:03d}" if multi else f"{stem}_lynx_{args.variant}" + (f"_s{seed}" if seed is not None else "")
-    return Path(args.output_dir) / f"{name}.mp4"
+    if multi:
+        return Path(args.output_dir) / f"{Path(job['image']).stem}_{index:03d}.mp4"
+    from ..models.presets import variant_defaults
+    from ..outputs import default_video_name
+
+    seed = next(s for s in (job["settings"].seed, args.seed, variant_defaults(args.variant).seed) if s is not None)
+    return Path(args.output_dir) / default_video_name(job["image"], args.variant, args.preset, seed)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
