@@ -252,3 +252,25 @@ def test_default_output_names_hold_the_model_and_the_seed(face_png, tmp_path, ca
             _err(capsys)
     assert sorted(p.name for p in out.glob("*.mp4")) == ["astronaut_lynx_full_tiny_s42.mp4",
                                                           "astronaut_lynx_full_tiny_s7.mp4"]
+
+
+@pytest.mark.parametrize("bad, flag", [
+    (["--cfg-scale", "1", "--cfg-scale-i", "2"], "--cfg-scale-i 2 (identity guidance) needs --cfg-scale > 1"),
+    (["--cfg-scale", "1"], "--cfg-scale-i 2 (identity guidance) needs --cfg-scale > 1"),  # the full default gi
+    (["--num-inference-steps", "0"], "--num-inference-steps"),
+    (["--step-window", "0.6", "0.2"], "--step-window"),
+    (["--id-scale", "-1"], "--id-scale"),
+    (["--sigma-shift", "0"], "--sigma-shift"),
+    (["--step-cache", "0"], "--step-cache"),
+])
+def test_errors_name_the_flags_as_typed(bad, flag, face_png, tmp_path, capsys):
+    """A bad value, or a rule between two settings, is refused before any model loads, naming the flags the user
+    typed (``--cfg-scale-i``), never the Python names behind them (``cfg_scale_i``)."""
+    from lynx_ext.pipeline.generation_settings import GenerationSettings
+
+    rc = generate(["--image", str(face_png), "--prompt", "x", "--output", str(tmp_path / "o.mp4"), *FAST, *bad])
+    err = _err(capsys)
+    assert rc == 2 and flag in err, err
+    assert "Loading" not in err and not (tmp_path / "o.mp4").exists()
+    python_names = [n for n in GenerationSettings.field_names() if "_" in n and n in err.replace("--", "  ")]
+    assert not python_names, err

@@ -215,7 +215,7 @@ def cli_settings(args):
             attention=args.attention, fuse_projections=args.fuse_projections, fp8_compute=args.fp8_compute,
             step_cache=args.step_cache, guidance_reuse=args.guidance_reuse)
     except LynxValueError as err:
-        raise err.renamed(flag_of(err.field)) from None
+        raise err.renamed(flag_of(err.field), flag_of) from None
 
 
 JOB_KEYS = ("image", "prompt", "output", "label")
@@ -254,6 +254,7 @@ def check_jobs(args) -> tuple[list[dict], list[Path], object]:
     """
     from ..conditioners import load_image
     from ..inference.generator import output_paths
+    from ..models.presets import variant_defaults
     from ..outputs import check_targets, check_video_format
     from ..validation.files import is_inside
     from ..validation.generation import check_blocks_fit
@@ -267,8 +268,14 @@ def check_jobs(args) -> tuple[list[dict], list[Path], object]:
                              f"apply to --adapters {args.adapters}.")
     jobs = load_jobs(args)
     base = cli_settings(args)
+    defaults = variant_defaults(args.variant, args.preset)
     for job in jobs:
         job["settings"] = base.merged(job_settings(job, job["label"]))
+        try:  # the rules between settings (e.g. identity guidance needs text guidance), with the defaults filled in
+            job["settings"].resolved(defaults)
+        except LynxValueError as err:
+            raise (err.renamed(f"{job['label']}: {err.field}") if args.batch
+                   else err.renamed(flag_of(err.field), flag_of)) from None
         try:
             job["prompt_text"] = read_prompt(str(job["prompt"]))
         except LynxValueError as err:

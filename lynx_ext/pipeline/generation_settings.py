@@ -12,7 +12,7 @@ from typing import Optional, Union
 
 from ..errors import LynxValueError
 from ..models.presets import OFFICIAL_NEGATIVE_PROMPT, VariantDefaults
-from ..validation.generation import VARIANT_DEFAULT, check_setting, parse_setting
+from ..validation.generation import VARIANT_DEFAULT, check_guidance_pair, check_setting, parse_setting
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,9 @@ class GenerationSettings:
             changes["cfg_scale_i"] = defaults.cfg_scale_i
         if self.negative_prompt is None:
             changes["negative_prompt"] = OFFICIAL_NEGATIVE_PROMPT
-        return replace(self, **changes)
+        resolved = replace(self, **changes)
+        check_guidance_pair(resolved.cfg_scale, resolved.cfg_scale_i)  # rules between settings, once all are known
+        return resolved
 
     def pipe_kwargs(self) -> dict:
         """Keyword arguments of the installed pipeline's ``__call__`` (call `resolved` first)."""
