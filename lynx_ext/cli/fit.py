@@ -34,6 +34,12 @@ def make_cli(args: list[str], run: bool = True):
                 parser.add_argument("--ckpt_path", type=Optional[str], default=None, help="checkpoint to resume")
                 parser.add_argument("--weights_only", type=Optional[bool], default=None)
 
+        def before_instantiate_classes(self) -> None:  # "needs a CUDA GPU", before the model or data are built
+            from ..training.preflight import check_accelerator
+
+            if self.subcommand:
+                check_accelerator(self.config.get(f"{self.subcommand}.trainer.accelerator"))
+
         def before_fit(self) -> None:  # before any weight loads: data, adapters and embedder must fit
             from ..training.preflight import check_training_inputs
 
