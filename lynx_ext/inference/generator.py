@@ -162,7 +162,8 @@ class LynxGenerator:
                                        embedder, detector, loras, device, dtype, vram_limit, adapters_revision,
                                        offload=offload, fp8=fp8, compile=compile, block_streaming=block_streaming)
         specs, tok_spec = base_model_specs(base, model_paths or (), model_id_with_origin_paths or (), tokenizer_path)
-        check_downloads(specs + ([tok_spec] if tok_spec else []), adapters, adapters_revision)
+        check_downloads(specs + ([tok_spec] if tok_spec else []), adapters, adapters_revision,
+                        face=dict(models=face_models, embedder=embedder, detector=detector or "insightface"))
         if isinstance(adapters, str) and adapters.startswith("hub:"):
             adapters = str(download_official_adapters(adapters, adapters_revision))
         t0 = time.perf_counter()
