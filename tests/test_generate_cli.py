@@ -256,7 +256,7 @@ def test_default_output_names_hold_the_model_and_the_seed(face_png, tmp_path, ca
 
 @pytest.mark.parametrize("bad, flag", [
     (["--cfg-scale", "1", "--cfg-scale-i", "2"], "--cfg-scale-i 2 (identity guidance) needs --cfg-scale > 1"),
-    (["--cfg-scale", "1"], "--cfg-scale-i 2 (identity guidance) needs --cfg-scale > 1"),  # the full default gi
+    (["--cfg-scale", "0.5", "--cfg-scale-i", "3"], "--cfg-scale-i 3 (identity guidance) needs --cfg-scale > 1"),
     (["--num-inference-steps", "0"], "--num-inference-steps"),
     (["--step-window", "0.6", "0.2"], "--step-window"),
     (["--id-scale", "-1"], "--id-scale"),
@@ -274,3 +274,15 @@ def test_errors_name_the_flags_as_typed(bad, flag, face_png, tmp_path, capsys):
     assert "Loading" not in err and not (tmp_path / "o.mp4").exists()
     python_names = [n for n in GenerationSettings.field_names() if "_" in n and n in err.replace("--", "  ")]
     assert not python_names, err
+
+
+def test_guidance_off_is_off_for_identity_too():
+    """``--cfg-scale 1`` (docs/speed.md: guidance off, one branch per step) leaves the variant's default identity
+    guidance off instead of refusing it; an identity guidance asked for explicitly is refused (above)."""
+    from lynx_ext.models.presets import variant_defaults
+    from lynx_ext.pipeline.generation_settings import GenerationSettings
+
+    full = variant_defaults("full")
+    assert GenerationSettings(cfg_scale=1).resolved(full).cfg_scale_i is None
+    assert GenerationSettings().resolved(full).cfg_scale_i == 2.0
+    assert GenerationSettings(cfg_scale=3).resolved(full).cfg_scale_i == 2.0

@@ -76,8 +76,9 @@ class GenerationSettings:
                      "sigma_shift"):
             if getattr(self, name) is None:
                 changes[name] = getattr(defaults, name)
-        if self.cfg_scale_i == VARIANT_DEFAULT:
-            changes["cfg_scale_i"] = defaults.cfg_scale_i
+        if self.cfg_scale_i == VARIANT_DEFAULT:  # guidance off (cfg_scale <= 1) is off for identity too
+            cfg = changes.get("cfg_scale", self.cfg_scale)
+            changes["cfg_scale_i"] = defaults.cfg_scale_i if cfg is None or cfg > 1 else None
         if self.negative_prompt is None:
             changes["negative_prompt"] = OFFICIAL_NEGATIVE_PROMPT
         resolved = replace(self, **changes)
