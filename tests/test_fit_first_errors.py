@@ -19,9 +19,12 @@ def test_tiny_recipe_without_its_data_names_the_tiny_data_step(tmp_path, monkeyp
     err = capsys.readouterr().err
     assert "python -m lynx_ext.training.tiny_data outputs/tiny_data" in err, err
     assert "--dataset DIR" not in err  # not the generic prepare of a real dataset
-    assert fit.main(["--config", str(TINY), "--data.cache", str(tmp_path / "mine")]) == 2
+    assert fit.main(["--config", str(TINY), "--data.cache", str(tmp_path / "mine" / "prepared")]) == 2
     err = capsys.readouterr().err
-    assert "set --data.cache DIR/prepared" in err and "tiny_data DIR" in err, err
+    assert f"python -m lynx_ext.training.tiny_data {tmp_path / 'mine'}`" in err, err
+    assert fit.main(["--config", str(TINY), "--data.cache", str(tmp_path / "my_cache")]) == 2  # a cache of your own
+    err = capsys.readouterr().err
+    assert "diffsynth-ext prepare --extension lynx --dataset DIR" in err and "tiny_data" not in err, err
 
 
 def test_tiny_data_step_builds_what_the_recipe_reads(tmp_path):

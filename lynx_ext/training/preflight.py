@@ -39,18 +39,18 @@ def gpu_present(mps: bool = True) -> bool:
 
 def check_prepared_cache(cache: Path, preset=None) -> None:
     """``cache`` is a prepared dataset; if not, the error names the step that builds it: `prepare` for a real base
-    model, the tiny astronaut set (`lynx_ext.training.tiny_data`, which writes ``DIR/prepared``) for the tiny one."""
+    model, the tiny astronaut set (`lynx_ext.training.tiny_data`, which writes ``DIR/prepared``) for a tiny-preset
+    recipe reading such a ``prepared`` folder."""
     from .data.prepare import DatasetError, read_prepared
 
     try:
         read_prepared(cache)
     except DatasetError:
-        if preset != "tiny":
+        if preset != "tiny" or cache.name != "prepared":  # a dataset of your own: `prepare` builds its cache
             raise
-        folder = cache.parent if cache.name == "prepared" else Path("DIR")
-        then = "" if cache.name == "prepared" else f" and set --data.cache {folder}/prepared"
+        folder = cache.parent
         raise DatasetError(f"{cache} does not exist: the tiny recipe trains on the tiny astronaut set. Build it with "
-                           f"`{TINY_DATA} {folder}`{then} (it writes {folder}/prepared, {folder}/dataset and "
+                           f"`{TINY_DATA} {folder}` (it writes {folder}/prepared, {folder}/dataset and "
                            f"{folder}/validation_pairs.yaml), then run fit again.") from None
 
 
