@@ -166,16 +166,20 @@ def build(dev, embedding_dim=128):
 
 def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: str = "cuda", seeds: int = 8,
           base_minutes: float = 0.0, adapter_lr: float | None = None, save_base: Path | None = None,
-          load_base: Path | None = None, save_model_to: Path | None = None, gen_steps: int = 30) -> None:
+          load_base: Path | None = None, save_model_to: Path | None = None, gen_steps: int = 30,
+          optimizer: str = "torch.optim.AdamW", fp8_base: bool = False) -> None:
     """Train and generate. ``base_minutes > 0`` follows the real recipe: the base DiT is first pre-trained on the
     faces with no identity (adapters absent), then frozen while the adapters train for ``minutes``. With
     ``base_minutes == 0`` base and adapters train together (the earlier protocol).
 
     ``save_base``: write the pre-trained base (and its log) there; with ``minutes == 0`` stop after the base.
     ``load_base``: start from such a base (frozen) instead of pre-training one, so that several adapter runs can
-    share one base."""
+    share one base. ``optimizer`` (a class path) and ``fp8_base`` (the frozen base stored in float8) are the
+    training module's memory options, applied to the adapter phase as a recipe would."""
     from lynx_ext.training.args import AdapterArgs, BaseModelArgs, LossArgs, OptimArgs
+    from lynx_ext.training.fp8_base import restore_linears, store_frozen_linears_fp8
     from lynx_ext.training.module import LynxModule
+    from lynx_ext.training.optimizers import build_optimizer
 
     data = np.load(out / "faces.npz")
     train_idx = np.where(~data["held_out"])[0]
@@ -185,8 +189,8 @@ def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: 
     pipe = build(dev, embeds.shape[1])
     base_log, base_steps = [], 0
     if load_base is not None:
-        saved = torch.load(load_base, map_location=dev)
-        pipe.dit.load_state_dict(saved["dit"])
+        saved = json.loads((load_base / "base.json").read_text())
+        pipe.dit.load_state_dict({k[4:]: v.to(dev) for k, v in load_parts(load_base, "base").items()})
         base_minutes, base_log, base_steps = saved["base_minutes"], saved["log"], saved["steps"]
     pipe.vae = PCAVAE.fit(crops[train_idx]).to(dev)
     pipe.scheduler.set_timesteps(1000, training=True, shift=3.0)
@@ -208,14 +212,19 @@ def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: 
     t_all, step, log = time.time(), 0, list(base_log)
     for phase, phase_minutes, params, phase_lr in phases:
         if phase != "base" and save_base is not None:
-            torch.save({"dit": pipe.dit.state_dict(), "base_minutes": base_minutes, "log": log, "steps": step},
-                       save_base)
+            save_parts({f"dit.{k}": v for k, v in pipe.dit.state_dict().items()}, save_base, "base", torch.bfloat16)
+            (save_base / "base.json").write_text(json.dumps({"base_minutes": base_minutes, "log": log, "steps": step,
+                                                             "device": torch.cuda.get_device_name() if dev == "cuda"
+                                                             else dev}))
             print(f"base after {step} steps -> {save_base}", flush=True)
             if minutes <= 0:
                 return
         pipe.dit.requires_grad_(phase != "adapters")
         pipe.lynx.requires_grad_(phase != "base")
-        opt = torch.optim.AdamW(params, lr=phase_lr, weight_decay=0.01)
+        if phase == "adapters" and fp8_base:
+            store_frozen_linears_fp8(pipe.dit.blocks)
+        opt = build_optimizer(params, optimizer if phase == "adapters" else "torch.optim.AdamW", {}, phase_lr, 0.01,
+                              (0.9, 0.999))
         t0, phase_step = time.time(), 0
         while time.time() - t0 < phase_minutes * 60:
             pack = []
@@ -240,6 +249,7 @@ def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: 
                 log.append((phase, step, round(time.time() - t_all, 1), float(loss)))
                 print(f"{phase} step {step} t={time.time() - t_all:.0f}s loss={float(loss):.4f}", flush=True)
     train_s = time.time() - t_all
+    restore_linears(pipe.dit)  # an fp8-stored base back to its dequantised float32 weights (same values)
     if save_model_to is not None:
         save_model(pipe, context, save_model_to)
         print(f"trained model -> {save_model_to}", flush=True)
@@ -247,7 +257,7 @@ def train(out: Path, minutes: float, batch: int, lr: float, seed: int = 0, dev: 
     np.savez_compressed(out / "samples.npz", **samples)
     (out / "train_log.json").write_text(json.dumps({
         "steps": step, "base_steps": base_steps or None, "train_s": train_s, "batch": batch, "lr": lr, "adapter_lr": adapter_lr or lr,
-        "base_minutes": base_minutes, "adapter_minutes": minutes, "protocol": "pretrained base, frozen" if
+        "base_minutes": base_minutes, "adapter_minutes": minutes, "optimizer": optimizer, "fp8_base": fp8_base, "protocol": "pretrained base, frozen" if
         base_minutes > 0 else "joint", "log": log,
         "device": torch.cuda.get_device_name() if dev == "cuda" else dev}, indent=1))
     print(f"trained {step} steps in {train_s:.0f} s; samples -> {out / 'samples.npz'}")
@@ -293,33 +303,44 @@ def generate(pipe, context, embeds, held_out, dev, seeds=8, steps=30, cfg=3.0, f
 
 
 # ------------------------------------------------------------------------------------- trained model on disk
-def save_model(pipe, context, folder: Path, max_bytes: int = 15 * 2**20) -> None:
-    """The trained DiT, adapters and prompt encoding as safetensors files of at most ``max_bytes`` each (bf16)."""
+def save_parts(state: dict, folder: Path, prefix: str, dtype: torch.dtype, max_bytes: int = 15 * 2**20) -> None:
+    """``state`` as ``<prefix>-NN.safetensors`` files of at most ``max_bytes`` each (floats in ``dtype``): small
+    enough to come back from a GPU machine one file at a time."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
+    part, size, n = {}, 0, 0
+    for key, value in state.items():
+        value = value.detach().to("cpu", dtype if value.is_floating_point() else value.dtype).contiguous()
+        if part and size + value.nbytes > max_bytes:
+            save_file(part, str(folder / f"{prefix}-{n:02d}.safetensors"))
+            part, size, n = {}, 0, n + 1
+        part[key], size = value, size + value.nbytes
+    save_file(part, str(folder / f"{prefix}-{n:02d}.safetensors"))
+
+
+def load_parts(folder: Path, prefix: str) -> dict:
+    from safetensors.torch import load_file
+
+    state = {}
+    for f in sorted(folder.glob(f"{prefix}-*.safetensors")):
+        state.update(load_file(str(f)))
+    if not state:
+        raise FileNotFoundError(f"No {prefix}-*.safetensors in {folder}.")
+    return state
+
+
+def save_model(pipe, context, folder: Path) -> None:
+    """The trained DiT, adapters and prompt encoding as safetensors parts (bf16)."""
     state = {f"dit.{k}": v for k, v in pipe.dit.state_dict().items()}
     state.update({f"lynx.{k}": v for k, v in pipe.lynx.state_dict().items()})
     state["context"] = context
-    part, size, n = {}, 0, 0
-    for key, value in state.items():
-        value = value.detach().to("cpu", torch.bfloat16 if value.is_floating_point() else value.dtype).contiguous()
-        if part and size + value.nbytes > max_bytes:
-            save_file(part, str(folder / f"model-{n:02d}.safetensors"))
-            part, size, n = {}, 0, n + 1
-        part[key], size = value, size + value.nbytes
-    save_file(part, str(folder / f"model-{n:02d}.safetensors"))
+    save_parts(state, folder, "model", torch.bfloat16)
 
 
 def load_model(pipe, folder: Path, dev) -> torch.Tensor:
     """Load what `save_model` wrote into ``pipe`` (float32 weights); returns the prompt encoding."""
-    from safetensors.torch import load_file
-
-    state = {}
-    for f in sorted(folder.glob("model-*.safetensors")):
-        state.update(load_file(str(f)))
-    if not state:
-        raise FileNotFoundError(f"No model-*.safetensors in {folder}: train with --save-model {folder} first.")
+    state = load_parts(folder, "model")
     pipe.dit.load_state_dict({k[4:]: v.float() for k, v in state.items() if k.startswith("dit.")})
     pipe.lynx.load_state_dict({k[5:]: v.float() for k, v in state.items() if k.startswith("lynx.")})
     return state["context"].float().to(dev)
@@ -445,6 +466,8 @@ def main():
     ap.add_argument("--modes", nargs="+", default=list(FAST_MODES), help="fast modes to sweep")
     ap.add_argument("--load-base", type=Path, default=None, help="start from a base saved by --save-base (frozen)")
     ap.add_argument("--adapter-lr", type=float, default=None, help="learning rate of the adapter phase (default --lr)")
+    ap.add_argument("--optimizer", default="torch.optim.AdamW", help="class path of the adapter phase's optimiser")
+    ap.add_argument("--fp8-base", action="store_true", help="adapter phase: the frozen base stored in float8")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--device", default="cuda")
@@ -457,7 +480,8 @@ def main():
     if args.stage in ("train", "all"):
         train(args.out, args.minutes, args.batch, args.lr, seed=args.seed, dev=args.device, seeds=args.seeds,
               base_minutes=args.base_minutes, adapter_lr=args.adapter_lr, save_base=args.save_base,
-              load_base=args.load_base, save_model_to=args.save_model, gen_steps=args.steps)
+              load_base=args.load_base, save_model_to=args.save_model, gen_steps=args.steps,
+              optimizer=args.optimizer, fp8_base=args.fp8_base)
     if args.stage in ("evaluate", "all"):
         evaluate(args.out)
     if args.stage == "sweep":

@@ -40,9 +40,10 @@ def make_cli(args: list[str], run: bool = True):
             if self.subcommand:
                 check_accelerator(self.config.get(f"{self.subcommand}.trainer.accelerator"))
 
-        def before_fit(self) -> None:  # before any weight loads: data, adapters and embedder must fit
-            from ..training.preflight import check_training_inputs
+        def before_fit(self) -> None:  # before any weight loads: the card, data, adapters and embedder must fit
+            from ..training.preflight import check_training_inputs, check_training_memory
 
+            check_training_memory(self.model, self.datamodule, self.trainer)
             check_training_inputs(self.model, self.datamodule)
 
         def _parse_ckpt_path(self) -> None:

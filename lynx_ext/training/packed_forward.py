@@ -17,6 +17,7 @@ from einops import rearrange
 
 from ..adapters.forward_inputs import BRANCHES_OFF, PackedSegments
 from ..pipeline.installation import installation
+from .activation_offload import BlockInputOffload, offload_context
 
 
 def _freqs(dit, f: int, h: int, w: int, device) -> torch.Tensor:
@@ -49,7 +50,7 @@ def packed_forward(
     ref_scale: Optional[float] = None,
     capture: bool = False,
     use_gradient_checkpointing: bool = False,
-    use_gradient_checkpointing_offload: bool = False,
+    activation_offload: Optional[BlockInputOffload] = None,
 ):
     """Run the installed pipeline's DiT once over all samples (text-to-video DiTs).
 
@@ -63,6 +64,8 @@ def packed_forward(
         ref_scale: None = the installed value.
         capture: record every block's self-attention input instead (the packed reference pass); returns
             ``(features, video_lens)``.
+        use_gradient_checkpointing: recompute each block in the backward (the host's non-reentrant checkpoint).
+        activation_offload: with checkpointing, keep each block's saved inputs in pinned host memory.
     Returns:
         per sample predictions ``[1, C, F, H, W]``.
     """
@@ -103,9 +106,10 @@ def packed_forward(
             id_lens=None if id_tokens is None else [tok.shape[1] for tok in id_tokens],
             ref_features=ref_features, ref_lens=ref_lens, id_scale=id_scale, ref_scale=ref_scale, segments=segments)
     inst.handle.bind(inputs)
+    offload = activation_offload if use_gradient_checkpointing and torch.is_grad_enabled() else None
     for block in dit.blocks:
-        x = gradient_checkpoint_forward(block, use_gradient_checkpointing, use_gradient_checkpointing_offload,
-                                        x, context, t_mod, freqs)
+        with offload_context(offload):
+            x = gradient_checkpoint_forward(block, use_gradient_checkpointing, False, x, context, t_mod, freqs)
     if capture:
         inst.handle.bind(BRANCHES_OFF)
         return sink, video_lens

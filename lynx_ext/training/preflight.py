@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 from ..validation.models import adapter_facts, check_embedder_fits
 
@@ -78,3 +79,36 @@ def check_training_inputs(module, datamodule) -> None:
     got = config.get("embedding_dim")
     check_embedder_fits(f"{config.get('embedder', '?')} (used by `prepare` for {cache})",
                         int(got) if isinstance(got, int) else None, want, label)
+
+
+def card_memory(trainer) -> Optional[tuple[int, str]]:
+    """``(bytes, name)`` of the CUDA card ``trainer`` will train on; None on other accelerators."""
+    import torch
+    from lightning.pytorch.accelerators import CUDAAccelerator
+
+    if not isinstance(getattr(trainer, "accelerator", None), CUDAAccelerator):
+        return None
+    device = trainer.strategy.root_device
+    props = torch.cuda.get_device_properties(device)
+    return int(props.total_memory), f"{device} ({props.name})"
+
+
+def check_training_memory(module, datamodule, trainer=None, card: Optional[tuple[int, str]] = None) -> None:
+    """Refuse, before any weight loads, a recipe whose estimated GPU memory exceeds the card it will run on
+    (`memory_plan.check_fits`; ``model.memory_check false`` skips it). ``card``: ``(bytes, name)``, by default
+    the trainer's CUDA card (no check on the CPU)."""
+    from .encoding_cache import TEXT_DIR
+    from .memory_plan import check_fits
+
+    if not module.memory_check:
+        return
+    card = card or card_memory(trainer)
+    if card is None:
+        return
+    tokens = int(datamodule.token_budget)
+    for cb in getattr(trainer, "callbacks", None) or []:  # a later stage of a StageSchedule may pack more
+        for stage in getattr(cb, "stages", None) or []:
+            if isinstance(stage, dict) and "token_budget" in stage:
+                tokens = max(tokens, int(stage["token_budget"]))
+    text = Path(datamodule.cache) / TEXT_DIR
+    check_fits(module, tokens, card[0], card[1], text_cached=text.is_dir() and any(text.iterdir()))
