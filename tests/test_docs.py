@@ -83,7 +83,7 @@ def test_strict_build(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- install lines
-PIP_INSTALL = re.compile(r"pip install ([^`'\"\n]*(?:'[^'\n]*'[^`'\"\n]*)*)")
+PIP_INSTALL = re.compile(r"pip install ([^`'\"\n(#]*(?:'[^'\n]*'[^`'\"\n(#]*)*)")  # to a quote, "(" or "#"
 SOURCES = [ROOT / "README.md", ROOT / "Makefile", *DOCS.glob("*.md"), *(ROOT / "lynx_ext").rglob("*.py")]
 
 

@@ -10,7 +10,7 @@ from lynx_ext.cli import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "recipes" / "tiny" / "tiny_cpu.yaml"
-GPU_RECIPES = sorted(p for p in (ROOT / "recipes" / "wan2.1-t2v-14b").glob("*_stage*.yaml"))
+GPU_RECIPES = sorted(p for p in (ROOT / "recipes" / "wan2.1-t2v-14b").rglob("*_stage*.yaml"))
 
 
 def test_tiny_recipe_without_its_data_names_the_tiny_data_step(tmp_path, monkeypatch, capsys):
