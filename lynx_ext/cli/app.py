@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from .common import Parser, add_alias_flag, add_version_flag, run_command
-from .generate import add_model_arguments, load_generator
+from .generate import add_model_arguments, check_model_options, load_generator
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 EPILOG = """examples:
@@ -115,6 +115,7 @@ def check_port_free(host: str, port: int) -> None:
 
 def run(args) -> int:
     out = check_server_options(args)
+    check_model_options(argparse.Namespace(**{**vars(args), "preset": resolve_preset(args)}))  # named as flags
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no calls home
     try:
         import gradio  # noqa: F401

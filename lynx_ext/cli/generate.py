@@ -258,7 +258,6 @@ def check_jobs(args) -> tuple[list[dict], list[Path], object]:
     from ..outputs import check_targets, check_video_format
     from ..validation.files import is_inside
     from ..validation.generation import check_blocks_fit
-    from ..validation.generator_options import check_generator_options
 
     if args.batch and args.output:
         raise LynxValueError("--output names one video; with --batch give each job an output in the batch file, "
@@ -281,19 +280,7 @@ def check_jobs(args) -> tuple[list[dict], list[Path], object]:
         except LynxValueError as err:
             raise LynxValueError(f"{job['label']}: {err}" if args.batch else str(err)) from None
         load_image(str(job["image"]))  # missing, unreadable or not an image: named now, not after loading
-    tiny = args.preset == "tiny"
-    if tiny and args.device not in (None, "cpu"):
-        raise LynxValueError(f"--preset tiny runs on the CPU; leave out --device (got {args.device}).")
-    streaming = STREAMING[getattr(args, "block_streaming", "auto")]
-    if tiny and (args.vram_limit is not None or args.offload or args.fp8 or streaming):
-        raise LynxValueError("--preset tiny keeps its few weights in memory; leave out --vram-limit, --offload, --fp8 "
-                             "and --block-streaming (they apply to the 14B model).")
-    plan = check_generator_options(
-        args.variant, args.preset, args.adapters if (args.adapters or tiny) else f"hub:{args.variant}",
-        args.model_paths or (), args.tokenizer_path, args.face_models, tiny_embedder(args) if tiny else args.embedder,
-        args.detector, args.lora, "cpu" if tiny else args.device, args.dtype, args.vram_limit, args.adapters_revision,
-        name=flag_of, offload=args.offload, fp8=args.fp8, compile=getattr(args, "compile", False),
-        block_streaming=streaming)
+    plan = check_model_options(args)
     multi = len(jobs) > 1
     planned, files = [], []
     for i, job in enumerate(jobs):
@@ -309,6 +296,26 @@ def check_jobs(args) -> tuple[list[dict], list[Path], object]:
             print(f"note: {job['label']} writes outside --output-dir {args.output_dir}: {out}")
     check_targets(files, args.overwrite, [job["label"] for job in jobs])  # before any weights load
     return jobs, planned, plan
+
+
+def check_model_options(args):
+    """The "models" and "device and memory" options (`add_model_arguments`) checked before any model loads, every
+    message naming the flags as typed; returns the `GeneratorPlan` (shared with ``diffsynth-ext app``)."""
+    from ..validation.generator_options import check_generator_options
+
+    tiny = args.preset == "tiny"
+    if tiny and args.device not in (None, "cpu"):
+        raise LynxValueError(f"--preset tiny runs on the CPU; leave out --device (got {args.device}).")
+    streaming = STREAMING[getattr(args, "block_streaming", "auto")]
+    if tiny and (args.vram_limit is not None or args.offload or args.fp8 or streaming):
+        raise LynxValueError("--preset tiny keeps its few weights in memory; leave out --vram-limit, --offload, --fp8 "
+                             "and --block-streaming (they apply to the 14B model).")
+    return check_generator_options(
+        args.variant, args.preset, args.adapters if (args.adapters or tiny) else f"hub:{args.variant}",
+        args.model_paths or (), args.tokenizer_path, args.face_models, tiny_embedder(args) if tiny else args.embedder,
+        args.detector, args.lora, "cpu" if tiny else args.device, args.dtype, args.vram_limit, args.adapters_revision,
+        name=flag_of, offload=args.offload, fp8=args.fp8, compile=getattr(args, "compile", False),
+        block_streaming=streaming)
 
 
 def tiny_embedder(args) -> str:
