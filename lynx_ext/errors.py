@@ -15,7 +15,8 @@ Every message says what was wrong and what to do. The classes of the rooms (``Ly
 """
 from __future__ import annotations
 
-from typing import Optional
+import re
+from typing import Callable, Optional
 
 
 class LynxError(Exception):
@@ -34,21 +35,28 @@ class LynxValueError(LynxUsageError):
         problem: the message without the name (so a caller can name the setting its own way, e.g. a CLI flag).
     """
 
-    def __init__(self, message: str, field: Optional[str] = None, problem: Optional[str] = None):
+    def __init__(self, message: str, field: Optional[str] = None, problem: Optional[str] = None,
+                 others: tuple[str, ...] = ()):
         super().__init__(message)
         self.field = field
         self.problem = problem
+        self.others = tuple(others)
 
     @classmethod
-    def of(cls, field: str, problem: str) -> "LynxValueError":
-        """``"<field> <problem>"``, e.g. ``of("fps", "must be at least 1, got 0.")``."""
-        return cls(f"{field} {problem}", field=field, problem=problem)
+    def of(cls, field: str, problem: str, others: tuple[str, ...] = ()) -> "LynxValueError":
+        """``"<field> <problem>"``, e.g. ``of("fps", "must be at least 1, got 0.")``; ``others``: the other settings
+        ``problem`` names (a rule between settings), renamed with it."""
+        return cls(f"{field} {problem}", field=field, problem=problem, others=others)
 
-    def renamed(self, label: str) -> "LynxValueError":
-        """The same error naming the setting as ``label`` (a CLI flag, ``batch job 3: seed``, ...)."""
+    def renamed(self, label: str, name: Optional[Callable[[str], str]] = None) -> "LynxValueError":
+        """The same error naming the setting as ``label`` (a CLI flag, ``batch job 3: seed``, ...) and each of the
+        other settings its message names as ``name(setting)`` (``cfg_scale`` -> ``--cfg-scale``)."""
         if self.problem is None:
             return self
-        return type(self)(f"{label} {self.problem}", field=self.field, problem=self.problem)
+        problem = self.problem
+        for other in self.others if name is not None else ():
+            problem = re.sub(rf"(?<![\w-]){re.escape(other)}(?![\w-])", name(other), problem)
+        return type(self)(f"{label} {problem}", field=self.field, problem=self.problem, others=self.others)
 
 
 class LynxFileError(LynxUsageError):

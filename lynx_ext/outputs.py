@@ -26,6 +26,12 @@ class OutputExistsError(LynxFileError, FileExistsError):
     """An output file exists and overwriting was not asked for."""
 
 
+def default_video_name(image: str | Path, variant: str, preset: str, seed: int) -> str:
+    """``<image>_lynx_<variant>_<preset>_s<seed>.mp4``: a generation's default file name. The model and the seed are
+    in it, so runs that differ in either never claim each other's files (only a repeated run meets its own)."""
+    return f"{Path(str(image)).stem}_lynx_{variant}_{preset}_s{seed}.mp4"
+
+
 def check_free(paths: Sequence[Path], overwrite: bool) -> None:
     """Refuse up front (before any work) if an output exists and ``overwrite`` is False."""
     if overwrite:

@@ -143,7 +143,10 @@ def test_cli_defaults_and_refusals(tmp_path, capsys):
                         [["--max-queue", "0"], "--max-queue must be at least 1"],
                         [["--output-dir", str(afile)], "is a file"],
                         [["--port", str(port)], f"Cannot listen on 127.0.0.1:{port}"],
-                        [["--lora", str(tmp_path / "missing.safetensors")], "does not exist"]):
+                        [["--lora", str(tmp_path / "missing.safetensors")], "does not exist"],
+                        # model options are named as typed (not face_models, nor the form's "VRAM limit (GB)")
+                        [["--face-models", str(tmp_path / "no_faces")], "(--face-models) does not exist"],
+                        [["--face-models", str(tmp_path), "--vram-limit", "-3"], "--vram-limit must be between"]):
         argv = ["--output-dir", str(tmp_path / "out"), *argv]  # the case's own --output-dir comes last and wins
         assert run_extension_command(LynxExtension(), "app", argv) == 2  # through the registered extension command
         err = capsys.readouterr().err

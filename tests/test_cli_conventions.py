@@ -4,25 +4,43 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from conftest_faces import astronaut_png, standin_pack  # noqa: F401
 from safetensors.torch import load_file, save_file
 
 from lynx_ext import __version__
-from lynx_ext.cli import convert, eval as eval_cli, generate, prepare
+from lynx_ext.cli import generate, prepare
 from lynx_ext.cli.common import parse_model_paths, snake_case_flags
+from lynx_ext.cli.foreign_flags import FOREIGN_FLAGS
 from lynx_ext.cli.host_output import host_output_silenced
 from lynx_ext.cli.main import main as diffsynth_ext
 
 SCRIPT = str(Path(sys.executable).with_name("diffsynth-ext"))
 TINY = ["--num-inference-steps", "1", "--num-frames", "1", "--height", "32", "--width", "32"]
-PARSERS = {"generate": generate.build_parser, "prepare": prepare.build_parser, "eval": eval_cli.build_parser,
-           "convert": convert.build_parser}
+
+
+def _parsers() -> dict:
+    """The argparse parser of every command the extension registers (fit is LightningCLI's, tested apart)."""
+    import importlib
+
+    from lynx_ext.extension import LynxExtension
+
+    found = {}
+    for command, target in LynxExtension.commands.items():
+        module = importlib.import_module(target.partition(":")[0])
+        if hasattr(module, "build_parser"):
+            found[command] = module.build_parser
+    return found
+
+
+PARSERS = _parsers()
 
 
 def _run(*argv, env=None):
@@ -156,7 +174,95 @@ def test_fit_accepts_kebab_case_and_its_help_has_no_warnings(capsys):
         "--trainer.max_epochs=3", "--model.id_lr", "1e-4", "value-with-dash"]
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "tiny_cpu.yaml"
     assert fit.main(["--config", str(recipe), "--trainer.max-epochs", "3", "--print_config"]) == 0
-    assert "max_epochs: 3" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "max_epochs: 3" in printed
+    keys = _dotted_keys(yaml.safe_load(printed))
+    for flag, hint in FOREIGN_FLAGS["fit"].items():  # every fit key a DiffSynth hint names exists
+        for key in re.findall(r"--((?:model|data|trainer)\.[a-z_.]+)", hint):
+            assert key in keys, f"--{flag}'s hint names --{key}, which fit does not have"
     proc = _run("fit", "--extension", "lynx", "--help")
     assert proc.returncode == 0 and "--trainer.max_epochs" in proc.stdout
     assert proc.stderr == "", proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("usage: diffsynth-ext fit --extension lynx [-c CONFIG]")
+    assert proc.stdout.split("\n\n")[0].split().count("fit") == 1  # not "... [options] fit": fit is typed once
+
+
+def _dotted_keys(tree, prefix=""):
+    keys = set()
+    for key, value in (tree or {}).items():
+        keys.add(prefix + key)
+        if isinstance(value, dict):
+            keys |= _dotted_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def test_every_usage_line_names_its_command_once():
+    for command, build in PARSERS.items():
+        usage = build().format_usage()
+        assert usage.startswith(f"usage: diffsynth-ext {command} --extension lynx "), usage
+        assert usage.split().count(command) == 1, usage
+
+
+# ----------------------------------------------------------------------------------- DiffSynth's other spellings
+def test_diffsynth_spellings_we_do_not_take_are_not_options_of_the_command():
+    for command, build in PARSERS.items():
+        options = {o for a in build()._actions for o in a.option_strings}
+        taken = [f for f in FOREIGN_FLAGS.get(command, {}) if f"--{f}" in options or f"--{f.replace('_', '-')}" in options]
+        assert not taken, f"{command} takes {taken}: drop them from FOREIGN_FLAGS"
+    assert set(FOREIGN_FLAGS) <= set(PARSERS) | {"fit"}
+
+
+@pytest.mark.parametrize("argv, ours", [
+    (["generate", "--input_image", "face.jpg"], "use --image FACE"),
+    (["generate", "--tiled"], "--no-tiled turns it off"),
+    (["generate", "--tea-cache-l1-thresh", "0.1"], "use --step-cache THRESHOLD"),
+    (["app", "--lora_alpha", "0.5"], "use --lora PATH:ALPHA"),
+    (["prepare", "--dataset_base_path", "data/"], "use --dataset DIR"),
+    (["fit", "--dataset_base_path", "data/"], "use --data.cache DIR"),
+    (["fit", "--learning_rate=1e-4"], "use --model.optim.lr"),
+    (["eval", "--output_path", "x"], "use --output DIR"),
+])
+def test_diffsynth_spellings_name_our_flag(argv, ours, capsys):
+    assert diffsynth_ext([argv[0], "--extension", "lynx", *argv[1:]]) == 2
+    err = capsys.readouterr().err
+    assert f"{argv[1].split('=')[0]} is DiffSynth-Studio's spelling" in err and ours in err, err
+    assert err.count("\n") == 1
+
+
+def test_diffsynth_spellings_are_named_by_the_command_itself(capsys):
+    """Called without the front end (``lynx_ext.cli.generate.main``), the parser names our flag too."""
+    assert generate.main(["--input_image", "face.jpg", "--prompt", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "--input_image is DiffSynth-Studio's spelling" in err and "--image FACE" in err, err
+
+
+# ------------------------------------------------------------------------------------------------------- the app
+def test_app_takes_quiet_and_its_banner_names_share(tmp_path):
+    """``app --quiet`` starts (it is on every command), and the start-up lines name the app's ``--share``, not
+    Gradio's ``launch(share=True)``."""
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "LYNX_EXT_HOME": str(tmp_path / "home"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([SCRIPT, "app", "--extension", "lynx", "--quiet", "--port", str(port), "--output-dir",
+                             str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, cwd=tmp_path)
+    lines = []
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "--share" in line or "share=True" in line:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    text = "".join(lines)
+    assert f"Running on local URL:  http://127.0.0.1:{port}" in text, text
+    assert "start the app with --share" in text and "share=True" not in text and "launch()" not in text, text

@@ -220,3 +220,72 @@ def test_pipe_takes_a_face_image_through_the_units(tiny_pipe, face_png, tmp_path
     assert out.shape == base.shape and (out - base).abs().max() > 1e-3
     install_free = tiny_pipe(**GEN)
     assert torch.equal(install_free, base)
+
+
+def test_lora_takes_path_colon_alpha_as_the_app_does(face_png, tmp_path, capsys):
+    """``--lora PATH:ALPHA`` (documented, and what the app's LoRA lines take): the file check applies to PATH, the
+    alpha reaches the fuse; a missing PATH is named without the alpha."""
+    from safetensors.torch import save_file
+
+    lora = tmp_path / "dit_lora.safetensors"
+    g = torch.Generator().manual_seed(1)
+    save_file({f"blocks.0.self_attn.q.lora_{ab}.weight": torch.randn(*shape, generator=g) * 0.1
+               for ab, shape in (("A", (4, 96)), ("B", (96, 4)))}, str(lora))
+    out = tmp_path / "lora.mp4"
+    rc = generate(["--image", str(face_png), "--prompt", "x", "--lora", f"{lora}:0.5", "--output", str(out), *FAST])
+    assert rc == 0, _err(capsys)
+    report = json.loads((tmp_path / "lora_report.json").read_text())
+    assert report["models"]["loras"] == [{"path": str(lora), "alpha": 0.5}]
+    missing = tmp_path / "nope.safetensors"
+    rc = generate(["--image", str(face_png), "--prompt", "x", "--lora", f"{missing}:0.5", "--output",
+                   str(tmp_path / "m.mp4"), *FAST])
+    err = _err(capsys)
+    assert rc == 2 and f"{missing} does not exist" in err and ":0.5" not in err
+
+
+def test_default_output_names_hold_the_model_and_the_seed(face_png, tmp_path, capsys):
+    """Without --output: ``<image>_lynx_<variant>_<preset>_s<seed>.mp4`` (docs/inference.md), the default seed
+    included, so a run with another model or seed does not stop at an earlier run's video."""
+    from lynx_ext.outputs import default_video_name
+
+    assert default_video_name(face_png, "full", "wan2.1-t2v-14b", 42) != default_video_name(face_png, "full", "tiny", 42)
+    out = tmp_path / "out"
+    for seed in ([], ["--seed", "7"]):
+        assert generate(["--image", str(face_png), "--prompt", "x", "--output-dir", str(out), *seed, *FAST]) == 0, \
+            _err(capsys)
+    assert sorted(p.name for p in out.glob("*.mp4")) == ["astronaut_lynx_full_tiny_s42.mp4",
+                                                          "astronaut_lynx_full_tiny_s7.mp4"]
+
+
+@pytest.mark.parametrize("bad, flag", [
+    (["--cfg-scale", "1", "--cfg-scale-i", "2"], "--cfg-scale-i 2 (identity guidance) needs --cfg-scale > 1"),
+    (["--cfg-scale", "0.5", "--cfg-scale-i", "3"], "--cfg-scale-i 3 (identity guidance) needs --cfg-scale > 1"),
+    (["--num-inference-steps", "0"], "--num-inference-steps"),
+    (["--step-window", "0.6", "0.2"], "--step-window"),
+    (["--id-scale", "-1"], "--id-scale"),
+    (["--sigma-shift", "0"], "--sigma-shift"),
+    (["--step-cache", "0"], "--step-cache"),
+])
+def test_errors_name_the_flags_as_typed(bad, flag, face_png, tmp_path, capsys):
+    """A bad value, or a rule between two settings, is refused before any model loads, naming the flags the user
+    typed (``--cfg-scale-i``), never the Python names behind them (``cfg_scale_i``)."""
+    from lynx_ext.pipeline.generation_settings import GenerationSettings
+
+    rc = generate(["--image", str(face_png), "--prompt", "x", "--output", str(tmp_path / "o.mp4"), *FAST, *bad])
+    err = _err(capsys)
+    assert rc == 2 and flag in err, err
+    assert "Loading" not in err and not (tmp_path / "o.mp4").exists()
+    python_names = [n for n in GenerationSettings.field_names() if "_" in n and n in err.replace("--", "  ")]
+    assert not python_names, err
+
+
+def test_guidance_off_is_off_for_identity_too():
+    """``--cfg-scale 1`` (docs/speed.md: guidance off, one branch per step) leaves the variant's default identity
+    guidance off instead of refusing it; an identity guidance asked for explicitly is refused (above)."""
+    from lynx_ext.models.presets import variant_defaults
+    from lynx_ext.pipeline.generation_settings import GenerationSettings
+
+    full = variant_defaults("full")
+    assert GenerationSettings(cfg_scale=1).resolved(full).cfg_scale_i is None
+    assert GenerationSettings().resolved(full).cfg_scale_i == 2.0
+    assert GenerationSettings(cfg_scale=3).resolved(full).cfg_scale_i == 2.0

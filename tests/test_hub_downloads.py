@@ -185,3 +185,16 @@ def test_antelopev2_offline_message(online, tmp_path):
     assert "scrfd_10g_bnkps.onnx, glintr100.onnx" in msg and "Downloads are off" in msg
     assert "https://modelscope.cn/models/ByteDance/InfiniteYou (supports/insightface/models/antelopev2)" in msg
     assert "--face-models" in msg and info.value.destination.name == "scrfd_10g_bnkps.onnx"
+
+
+def test_every_download_url_in_the_code_is_a_file_not_a_page():
+    """A download hint gives the file's own URL (``/resolve/`` on the Hugging Face hub, ``/releases/download/`` or
+    ``raw`` on GitHub), never the page that shows it (``/blob/``), which saves as HTML."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "lynx_ext"
+    urls = [(p.relative_to(root), u) for p in root.rglob("*.py")
+            for u in re.findall(r"https?://[^\s\"'`)]+", p.read_text())]
+    assert any("releases/download" in u for _, u in urls)  # the scan sees the file URLs
+    pages = [(str(p), u) for p, u in urls if re.search(r"(huggingface\.co|github\.com)/[^/]+/[^/]+/blob/", u)]
+    assert not pages, f"page URLs where a file URL belongs: {pages}"

@@ -323,6 +323,23 @@ def test_cli_fatal_errors_are_one_line(dataset, tmp_path, capsys):
     models = tmp_path / "models"
     models.mkdir()
     rc, err = run("--dataset", str(dataset), "--face-models", str(models), "--embedder", "insightface")
-    assert rc == 2 and "det_10g.onnx was not found" in err and len(err.splitlines()) == 1
+    assert rc == 2 and len(err.splitlines()) == 1
+    for name in ("det_10g.onnx", "w600k_r50.onnx"):  # every face model file of the run at once, in that folder
+        assert f"{name} -> {models / name}" in err, err
     rc, err = run("--dataset", str(dataset), "--limit", "-1")
     assert rc == 2 and "--limit" in err
+
+
+@pytest.mark.parametrize("name, text, needle", [
+    ("metadata.csv", "image,prompt\n", "has a header but no rows"),
+    ("metadata.csv", "video,prompt\n\n  \n", "has a header but no rows"),
+    ("metadata.jsonl", "\n", "has no rows"),
+])
+def test_metadata_without_rows_says_so(tmp_path, name, text, needle):
+    """A metadata file with no rows is reported as such (not as missing its media column)."""
+    from lynx_ext.training.data.metadata import DatasetError, read_metadata
+
+    (tmp_path / name).write_text(text)
+    with pytest.raises(DatasetError) as info:
+        read_metadata(tmp_path)
+    assert needle in str(info.value) and "column" not in str(info.value).split(";")[0], str(info.value)

@@ -53,14 +53,22 @@ def test_offline_main_command_names_every_file_to_place(offline_world, face_png,
     from lynx_ext.cli.generate import main as generate
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HOME", str(offline_world / "user"))  # no insightface pack, no facexlib weights
+    monkeypatch.setenv("XDG_CACHE_HOME", str(offline_world / "user" / ".cache"))
     rc = generate(["--variant", "full", "--image", str(face_png), "--prompt", "a woman in a market",
                    "--adapters", "hub:full", "--output", str(offline_world / "out" / "market.mp4")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1, err
     models = offline_world / "models" / "Wan-AI" / "Wan2.1-T2V-14B"
-    for needle in ("HF_HUB_OFFLINE=1 is set", f"diffusion_pytorch_model*.safetensors of Wan-AI/Wan2.1-T2V-14B -> "
-                   f"{models}", "Wan2.1_VAE.pth", "google/umt5-xxl/", "lynx_full/resampler.safetensors",
-                   "lynx_full/ref_layers.safetensors", str(offline_world / "home" / "lynx" / "lynx_full")):
+    for needle in ("HF_HUB_OFFLINE=1 is set", "diffusion_pytorch_model*.safetensors of Wan-AI/Wan2.1-T2V-14B from https://",
+                   f"Wan-AI/Wan2.1-T2V-14B -> {models}", "Wan2.1_VAE.pth", "google/umt5-xxl/", "lynx_full/resampler.safetensors",
+                   "lynx_full/ref_layers.safetensors", str(offline_world / "home" / "lynx" / "lynx_full"),
+                   # the face models too, in the same run, each with its folder and its source
+                   f"det_10g.onnx from https://github.com/deepinsight/insightface/releases/download/model-zoo/"
+                   f"buffalo_l.zip -> {offline_world / 'user' / '.insightface' / 'models' / 'buffalo_l'}",
+                   f"recognition_arcface_ir_se50.pth from https://github.com/xinntao/facexlib/releases/download/"
+                   f"v0.1.0/recognition_arcface_ir_se50.pth -> {offline_world / 'user' / '.cache' / 'lynx_ext' / 'facexlib'}",
+                   "--face-models DIR"):
         assert needle in err, (needle, err)
     assert not (offline_world / "out").exists()
 
@@ -76,8 +84,10 @@ def test_skip_download_switch_names_missing_files_through_the_api(offline_world,
         build_wan_pipe(preset="custom", model_id_with_origin_paths=["Org/Model:dit*.safetensors"])
     text = str(info.value)
     assert "DIFFSYNTH_SKIP_DOWNLOAD=True is set" in text and "cannot detect" not in text.lower()
-    assert f"dit*.safetensors of Org/Model -> {offline_world / 'models' / 'Org' / 'Model'}" in text
-    assert isinstance(info.value, FileNotFoundError) and info.value.missing[0][0] == "dit*.safetensors of Org/Model"
+    assert f"dit*.safetensors of Org/Model from https://modelscope.cn/models/Org/Model -> " \
+        f"{offline_world / 'models' / 'Org' / 'Model'}" in text
+    assert isinstance(info.value, FileNotFoundError)
+    assert info.value.missing[0][0] == "dit*.safetensors of Org/Model from https://modelscope.cn/models/Org/Model"
     # Files on disk are used as they are, without the network and without DiffSynth's downloader.
     folder = offline_world / "models" / "Org" / "Model"
     folder.mkdir(parents=True)
@@ -441,3 +451,23 @@ def test_parity_folder_with_malformed_json(fixtures_dir, tmp_path):
     with pytest.raises(LynxFormatError, match="inputs.safetensors is a damaged safetensors file"):
         ParityCase(folder)
     assert issubclass(LynxFormatError, LynxUsageError)
+
+
+@pytest.mark.parametrize("embedder, detector, files", [
+    ("facexlib", "insightface", ["det_10g.onnx", "recognition_arcface_ir_se50.pth"]),
+    ("insightface", "insightface", ["det_10g.onnx", "w600k_r50.onnx"]),
+])
+def test_offline_face_models_are_named_all_at_once(embedder, detector, files, tmp_path, monkeypatch):
+    """`FaceAnalyzer.from_options` (prepare, generate, the training callbacks) offline: one error names every face
+    model file the options need, with its folder and source, instead of one per run."""
+    from lynx_ext.conditioners import FaceAnalyzer, FaceModelsMissingError
+
+    monkeypatch.setenv("LYNX_EXT_OFFLINE", "1")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user" / ".cache"))
+    with pytest.raises(FaceModelsMissingError) as info:
+        FaceAnalyzer.from_options(embedder=embedder, detector=detector)
+    text = str(info.value)
+    for name in files:
+        assert f"{name} -> {tmp_path / 'user'}" in text, text
+    assert text.count("https://") == len(files) and "--face-models DIR" in text

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from ..cli.common import parse_blocks
 from ..conditioners import LynxInputError
-from ..inference import LoraSpec
+from ..validation.loras import LoraSpec
 from ..models.presets import OFFICIAL_NEGATIVE_PROMPT, VARIANTS, variant_defaults
 
 SAMPLERS = ("unipc", "euler")

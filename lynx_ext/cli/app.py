@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .common import add_alias_flag, run_command
-from .generate import add_model_arguments, load_generator
+from .common import Parser, add_alias_flag, add_version_flag, run_command
+from .generate import add_model_arguments, check_model_options, load_generator
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 EPILOG = """examples:
@@ -25,10 +25,10 @@ EPILOG = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="diffsynth-ext app --extension lynx", epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                description="A local web app (Gradio) for Lynx: upload a face, check the detected "
-                                            "face and crops, queue generations, watch progress, get the outputs.")
+    p = Parser(prog="diffsynth-ext app --extension lynx", epilog=EPILOG,
+               formatter_class=argparse.RawDescriptionHelpFormatter,
+               description="A local web app (Gradio) for Lynx: upload a face, check the detected face and crops, "
+                           "queue generations, watch progress, get the outputs.")
     add_model_arguments(p, preset_default=None)
     srv = p.add_argument_group("server")
     srv.add_argument("--host", default="127.0.0.1",
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also open a public gradio.live link (needs internet; anyone with the link can use the app)")
     add_alias_flag(srv, "--max-queue", type=int, default=16, help="jobs that may wait in the queue (default 16)")
     add_alias_flag(srv, "--output-dir", default="outputs/app", help="where each job's files go (default outputs/app)")
+    p.add_argument("--quiet", action="store_true", help="no DiffSynth loader messages")
+    add_version_flag(p)
     return p
 
 
@@ -113,11 +115,13 @@ def check_port_free(host: str, port: int) -> None:
 
 def run(args) -> int:
     out = check_server_options(args)
+    check_model_options(argparse.Namespace(**{**vars(args), "preset": resolve_preset(args)}))  # named as flags
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no calls home
     try:
         import gradio  # noqa: F401
     except ImportError:
-        print("error: the app needs Gradio: pip install 'lynx-ext[app]'", file=sys.stderr)
+        print("error: the app needs Gradio; in the lynx-ext checkout run: pip install -c constraints.txt -e '.[app]'",
+              file=sys.stderr)
         return 2
     from ..app.layout import build_app, theme
 
@@ -129,12 +133,26 @@ def run(args) -> int:
     if args.host not in LOOPBACK:
         print(f"note: listening on {args.host}: every machine that can reach this one can use the app and read its "
               "outputs (there is no authentication).", file=sys.stderr)
-    try:
+    try:  # Gradio's own banner is off: its hint names launch(share=True), where this command takes --share
         app.launch(server_name=args.host, server_port=args.port, share=args.share, allowed_paths=[str(out)],
-                   theme=theme(), ssr_mode=False, show_error=False)
+                   theme=theme(), ssr_mode=False, show_error=False, quiet=True, prevent_thread_lock=True)
     except OSError as err:  # e.g. no free port from 7860 on, or taken since the check
         raise ValueError(f"Cannot listen on {args.host} ({err}); choose another --port.") from None
+    print(banner(app.local_url, args.share, app.share_url), flush=True)
+    app.block_thread()
     return 0
+
+
+def banner(local_url: str, share: bool, share_url: Optional[str]) -> str:
+    """Where the app is, in this command's words (``--share``, not Gradio's ``launch(share=True)``)."""
+    lines = [f"* Running on local URL:  {local_url}"]
+    if share_url:  # Gradio has printed "* Running on public URL: ..."
+        lines.append("* Anyone with the public link can use the app while it runs.")
+    elif share:
+        lines.append("* --share: no public link could be made (see above); the app runs on this machine only.")
+    else:
+        lines.append("* For a public gradio.live link, start the app with --share (anyone with the link can use it).")
+    return "\n".join(lines)
 
 
 def _intro(preset: str, gen, out: Path) -> str:

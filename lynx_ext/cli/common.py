@@ -14,6 +14,11 @@ class Parser(argparse.ArgumentParser):
     ``--help`` (argparse would print the whole usage first)."""
 
     def error(self, message: str):
+        from .foreign_flags import foreign_flag_hint
+
+        command = self.prog.split()[1] if len(self.prog.split()) > 1 else self.prog
+        if message.startswith("unrecognized arguments: "):  # a DiffSynth spelling: name ours
+            message = foreign_flag_hint(command, message.split(": ", 1)[1].split()) or message
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 

@@ -10,6 +10,9 @@ import warnings
 from typing import Optional
 
 
+PROG = "diffsynth-ext fit --extension lynx"
+
+
 def make_cli(args: list[str], run: bool = True):
     from lightning.pytorch.callbacks import ProgressBar
     from lightning.pytorch.cli import LightningCLI
@@ -20,11 +23,22 @@ def make_cli(args: list[str], run: bool = True):
     from ..training.module import LynxModule
 
     class LynxCLI(LightningCLI):
+        def setup_parser(self, *args, **kwargs) -> None:
+            super().setup_parser(*args, **kwargs)
+            for sub in getattr(self, "_subcommand_parsers", {}).values():  # not "PROG [options] fit": fit is in PROG
+                sub.prog = PROG
+
         def add_arguments_to_parser(self, parser):
             parser.link_arguments("model.seed", "data.seed")
             if not run:  # the `fit` subcommand's own keys, so a saved run config also parses here (cli.config)
                 parser.add_argument("--ckpt_path", type=Optional[str], default=None, help="checkpoint to resume")
                 parser.add_argument("--weights_only", type=Optional[bool], default=None)
+
+        def before_instantiate_classes(self) -> None:  # "needs a CUDA GPU", before the model or data are built
+            from ..training.preflight import check_accelerator
+
+            if self.subcommand:
+                check_accelerator(self.config.get(f"{self.subcommand}.trainer.accelerator"))
 
         def before_fit(self) -> None:  # before any weight loads: the card, data, adapters and embedder must fit
             from ..training.preflight import check_training_inputs, check_training_memory
@@ -58,7 +72,7 @@ def make_cli(args: list[str], run: bool = True):
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
         return LynxCLI(LynxModule, LynxDataModule, args=args, run=run, trainer_defaults=trainer_defaults,
                        save_config_kwargs={"overwrite": True}, seed_everything_default=0,
-                       parser_kwargs={"prog": "diffsynth-ext fit --extension lynx"})
+                       parser_kwargs={"prog": PROG})
 
 
 def last_checkpoint(trainer) -> Optional[str]:

@@ -215,7 +215,7 @@ def cli_settings(args):
             attention=args.attention, fuse_projections=args.fuse_projections, fp8_compute=args.fp8_compute,
             step_cache=args.step_cache, guidance_reuse=args.guidance_reuse)
     except LynxValueError as err:
-        raise err.renamed(flag_of(err.field)) from None
+        raise err.renamed(flag_of(err.field), flag_of) from None
 
 
 JOB_KEYS = ("image", "prompt", "output", "label")
@@ -234,10 +234,13 @@ def job_output(job: dict, index: int, args, multi: bool) -> Path:
     if job.get("output"):
         path = Path(str(job["output"])).expanduser()
         return path if path.is_absolute() or not args.batch else Path(args.output_dir) / path
-    stem = Path(job["image"]).stem
-    seed = job["settings"].seed if job["settings"].seed is not None else args.seed
-    name = f"{stem}_{index:03d}" if multi else f"{stem}_lynx_{args.variant}" + (f"_s{seed}" if seed is not None else "")
-    return Path(args.output_dir) / f"{name}.mp4"
+    if multi:
+        return Path(args.output_dir) / f"{Path(job['image']).stem}_{index:03d}.mp4"
+    from ..models.presets import variant_defaults
+    from ..outputs import default_video_name
+
+    seed = next(s for s in (job["settings"].seed, args.seed, variant_defaults(args.variant).seed) if s is not None)
+    return Path(args.output_dir) / default_video_name(job["image"], args.variant, args.preset, seed)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -251,10 +254,10 @@ def check_jobs(args) -> tuple[list[dict], list[Path], object]:
     """
     from ..conditioners import load_image
     from ..inference.generator import output_paths
+    from ..models.presets import variant_defaults
     from ..outputs import check_targets, check_video_format
     from ..validation.files import is_inside
     from ..validation.generation import check_blocks_fit
-    from ..validation.generator_options import check_generator_options
 
     if args.batch and args.output:
         raise LynxValueError("--output names one video; with --batch give each job an output in the batch file, "
@@ -264,26 +267,20 @@ def check_jobs(args) -> tuple[list[dict], list[Path], object]:
                              f"apply to --adapters {args.adapters}.")
     jobs = load_jobs(args)
     base = cli_settings(args)
+    defaults = variant_defaults(args.variant, args.preset)
     for job in jobs:
         job["settings"] = base.merged(job_settings(job, job["label"]))
+        try:  # the rules between settings (e.g. identity guidance needs text guidance), with the defaults filled in
+            job["settings"].resolved(defaults)
+        except LynxValueError as err:
+            raise (err.renamed(f"{job['label']}: {err.field}") if args.batch
+                   else err.renamed(flag_of(err.field), flag_of)) from None
         try:
             job["prompt_text"] = read_prompt(str(job["prompt"]))
         except LynxValueError as err:
             raise LynxValueError(f"{job['label']}: {err}" if args.batch else str(err)) from None
         load_image(str(job["image"]))  # missing, unreadable or not an image: named now, not after loading
-    tiny = args.preset == "tiny"
-    if tiny and args.device not in (None, "cpu"):
-        raise LynxValueError(f"--preset tiny runs on the CPU; leave out --device (got {args.device}).")
-    streaming = STREAMING[getattr(args, "block_streaming", "auto")]
-    if tiny and (args.vram_limit is not None or args.offload or args.fp8 or streaming):
-        raise LynxValueError("--preset tiny keeps its few weights in memory; leave out --vram-limit, --offload, --fp8 "
-                             "and --block-streaming (they apply to the 14B model).")
-    plan = check_generator_options(
-        args.variant, args.preset, args.adapters if (args.adapters or tiny) else f"hub:{args.variant}",
-        args.model_paths or (), args.tokenizer_path, args.face_models, tiny_embedder(args) if tiny else args.embedder,
-        args.detector, args.lora, "cpu" if tiny else args.device, args.dtype, args.vram_limit, args.adapters_revision,
-        name=flag_of, offload=args.offload, fp8=args.fp8, compile=getattr(args, "compile", False),
-        block_streaming=streaming)
+    plan = check_model_options(args)
     multi = len(jobs) > 1
     planned, files = [], []
     for i, job in enumerate(jobs):
@@ -299,6 +296,26 @@ def check_jobs(args) -> tuple[list[dict], list[Path], object]:
             print(f"note: {job['label']} writes outside --output-dir {args.output_dir}: {out}")
     check_targets(files, args.overwrite, [job["label"] for job in jobs])  # before any weights load
     return jobs, planned, plan
+
+
+def check_model_options(args):
+    """The "models" and "device and memory" options (`add_model_arguments`) checked before any model loads, every
+    message naming the flags as typed; returns the `GeneratorPlan` (shared with ``diffsynth-ext app``)."""
+    from ..validation.generator_options import check_generator_options
+
+    tiny = args.preset == "tiny"
+    if tiny and args.device not in (None, "cpu"):
+        raise LynxValueError(f"--preset tiny runs on the CPU; leave out --device (got {args.device}).")
+    streaming = STREAMING[getattr(args, "block_streaming", "auto")]
+    if tiny and (args.vram_limit is not None or args.offload or args.fp8 or streaming):
+        raise LynxValueError("--preset tiny keeps its few weights in memory; leave out --vram-limit, --offload, --fp8 "
+                             "and --block-streaming (they apply to the 14B model).")
+    return check_generator_options(
+        args.variant, args.preset, args.adapters if (args.adapters or tiny) else f"hub:{args.variant}",
+        args.model_paths or (), args.tokenizer_path, args.face_models, tiny_embedder(args) if tiny else args.embedder,
+        args.detector, args.lora, "cpu" if tiny else args.device, args.dtype, args.vram_limit, args.adapters_revision,
+        name=flag_of, offload=args.offload, fp8=args.fp8, compile=getattr(args, "compile", False),
+        block_streaming=streaming)
 
 
 def tiny_embedder(args) -> str:

@@ -107,6 +107,13 @@ def run_extension_command(ext, command: str, argv: list[str]) -> int:
 
     from .host_output import host_output_silenced, wants_quiet
 
+    if ext.name == "lynx":  # DiffSynth's spellings that this command does not take: name ours before loading it
+        from .foreign_flags import foreign_flag_hint
+
+        hint = foreign_flag_hint(command, argv)
+        if hint:
+            print(f"error: {hint} (see diffsynth-ext {command} --extension lynx --help)", file=sys.stderr)
+            return 2
     module, _, function = ext.commands[command].partition(":")
     with host_output_silenced(wants_quiet(argv)):
         return int(getattr(importlib.import_module(module), function)(argv) or 0)

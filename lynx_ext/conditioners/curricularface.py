@@ -19,7 +19,7 @@ from .errors import FaceModelsMissingError
 from .ir101 import IR101
 
 CURRICULARFACE_FILE = "glint360k_curricular_face_r101_backbone.bin"
-CURRICULARFACE_URL = f"https://huggingface.co/BestWishYsh/OpenS2V-Weight/blob/main/{CURRICULARFACE_FILE}"
+CURRICULARFACE_URL = f"https://huggingface.co/BestWishYsh/OpenS2V-Weight/resolve/main/{CURRICULARFACE_FILE}"  # the file
 
 
 class CurricularFaceEmbedder:

@@ -221,6 +221,10 @@ class FaceAnalyzer:
         """
         from . import model_files as mf
 
+        if mf.offline_mode(offline_ok):  # nothing can be fetched: name every missing file now, not one per run
+            missing = mf.missing_face_files(models, embedder, detector, root)
+            if len(missing) > 1:
+                raise mf.missing_face_files_error(missing)
         providers, ctx_id = onnx_providers(device, providers)
         pack_dir: Optional[Path] = None
         if detector == "insightface":

@@ -243,3 +243,58 @@ def resolve_dlib_file(kind: str, model_dir: str | os.PathLike | None = None) -> 
         "dlib model", name, target, DLIB_URL.format(name=name),
         hint="(bunzip2 it), or `pip install face-recognition-models`, which ships these files (CC0).",
     )
+
+
+# --------------------------------------------------------------------------------------- every file, named at once
+def missing_face_files(models: str | os.PathLike | None = None, embedder: str = "facexlib",
+                       detector: str = "insightface", root: str | os.PathLike = INSIGHTFACE_ROOT
+                       ) -> list[tuple[str, str, Optional[str]]]:
+    """``[(file, folder, url)]``: every face model file these options (`FaceAnalyzer.from_options`'s) need that is
+    not on disk, where it goes and where it is published. Nothing is downloaded; a run that cannot download names
+    them all at once instead of one per run."""
+    out: list[tuple[str, str, Optional[str]]] = []
+
+    def probe(resolve, folder: Optional[Path] = None):
+        try:
+            return resolve()
+        except FaceModelsMissingError as err:
+            out.append((err.filename, str(folder or err.destination.parent), err.url))
+            return None
+
+    given = Path(os.path.expanduser(str(models))) if models is not None else None
+    user = given if given is not None and given.is_dir() else None
+    pack_dir = None
+    if detector == "insightface":
+        found = probe(lambda: resolve_detector_file(models, root=root, offline_ok=True))
+        pack_dir = found.parent if found is not None else None
+        if found is None and str(embedder) in ("insightface", "onnx"):  # the same pack's recognizer: the same zip
+            folder = Path(out[-1][1])
+            pack = folder.name if folder.name in PACK_RECOGNIZERS else DEFAULT_PACK
+            out.append((PACK_RECOGNIZERS[pack], str(folder), out[-1][2]))
+    elif detector == "dlib":
+        probe(lambda: resolve_dlib_file("landmarks_68", user))
+    text = str(embedder)
+    if text == "facexlib":
+        search = [p for p in (user, pack_dir) if p is not None]
+        probe(lambda: resolve_facexlib_weights(None, search_dirs=search, offline_ok=True), folder=user)
+    elif text in ("insightface", "onnx") and pack_dir is not None:
+        probe(lambda: resolve_recognizer_file(pack_dir))
+    elif text == "dlib":
+        for kind in ("landmarks_5", "recognition"):
+            probe(lambda kind=kind: resolve_dlib_file(kind, user))
+    elif text.endswith((".pth", ".onnx")) and not Path(os.path.expanduser(text)).is_file():
+        path = Path(os.path.expanduser(text))
+        out.append((path.name, str(path.parent), FACEXLIB_ARCFACE_URL if path.name == FACEXLIB_ARCFACE_FILE else None))
+    return list(dict.fromkeys(out))
+
+
+def missing_face_files_error(missing: list[tuple[str, str, Optional[str]]]) -> FaceModelsMissingError:
+    """One `FaceModelsMissingError` naming every file of ``missing`` (see `missing_face_files`)."""
+    name, folder, url = missing[0]
+    err = FaceModelsMissingError("Face models", name, Path(folder) / name, url)
+    listed = "; ".join(f"{n} -> {Path(f) / n}" + (f" (from {u})" if u else "") for n, f, u in missing)
+    err.message = (f"Face model files are missing and cannot be downloaded now: {listed}. On a machine with "
+                   "internet, download them and place them there, or pass the folder that holds them "
+                   f"(--face-models DIR). {NONCOMMERCIAL}")
+    err.args = (err.message,)
+    return err

@@ -18,28 +18,7 @@ import torch
 from PIL import Image
 
 from ..pipeline.generation_settings import GenerationSettings
-
-
-@dataclass
-class LoraSpec:
-    path: str
-    alpha: float = 1.0
-
-    @classmethod
-    def parse(cls, text: str) -> "LoraSpec":
-        """``PATH`` or ``PATH:ALPHA``."""
-        path, _, alpha = text.rpartition(":")
-        if path and _is_float(alpha):
-            return cls(path, float(alpha))
-        return cls(text, 1.0)
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+from ..validation.loras import LoraSpec, parse_loras
 
 
 def file_fingerprint(path: str | Path, full: bool = False, chunk: int = 16 << 20) -> dict:
@@ -183,7 +162,8 @@ class LynxGenerator:
                                        embedder, detector, loras, device, dtype, vram_limit, adapters_revision,
                                        offload=offload, fp8=fp8, compile=compile, block_streaming=block_streaming)
         specs, tok_spec = base_model_specs(base, model_paths or (), model_id_with_origin_paths or (), tokenizer_path)
-        check_downloads(specs + ([tok_spec] if tok_spec else []), adapters, adapters_revision)
+        check_downloads(specs + ([tok_spec] if tok_spec else []), adapters, adapters_revision,
+                        face=dict(models=face_models, embedder=embedder, detector=detector or "insightface"))
         if isinstance(adapters, str) and adapters.startswith("hub:"):
             adapters = str(download_official_adapters(adapters, adapters_revision))
         t0 = time.perf_counter()
@@ -217,7 +197,7 @@ class LynxGenerator:
         from ..validation.generator_options import check_lora
         from ..validation.models import check_embedder_fits
 
-        specs = [s if isinstance(s, LoraSpec) else LoraSpec.parse(s) for s in loras]
+        specs = parse_loras(loras)
         for spec in specs:
             check_lora(spec.path, spec.alpha)
         if isinstance(adapters, LynxAdapters):

@@ -178,9 +178,11 @@ def _first_line(err: BaseException) -> str:
 def missing_error(missing: Sequence[tuple[str, str]], reason: str) -> ModelFilesMissingError:
     """One error naming every missing file and where it goes."""
     lines = "; ".join(f"{what} -> {folder}" for what, folder in missing)
+    faces = any(what.split()[0].endswith((".onnx", ".pth", ".dat")) for what, _ in missing)
     return ModelFilesMissingError(
         f"Model files are missing and cannot be downloaded now ({reason}). On a machine with internet, download "
-        f"them and place them here: {lines}. Or pass local files (--model-paths, --adapters PATH).", list(missing))
+        f"them and place them here: {lines}. Or pass local files (--model-paths, --adapters PATH"
+        + (", --face-models DIR" if faces else "") + ").", list(missing))
 
 
 # --------------------------------------------------------------------------------------------- official adapters
@@ -264,12 +266,14 @@ def _local(spec: str) -> tuple[str, str, Path, list[str]]:
 
 
 def missing_model_files(specs: Sequence[str]) -> list[tuple[str, str]]:
-    """``[(pattern, folder)]`` of the specs with no local file (no network)."""
+    """``[(what, folder)]`` of the specs with no local file (no network): the pattern, its repository and the
+    repository's page on the download source."""
     out = []
     for spec in specs:
         model_id, pattern, folder, found = _local(spec)
         if not found:
-            out.append((f"{pattern} of {model_id}", str(folder)))
+            url = REPO_URLS[download_source()].format(repo=model_id)
+            out.append((f"{pattern} of {model_id} from {url}", str(folder)))
     return out
 
 
@@ -292,9 +296,12 @@ def locate_model_files(specs: Sequence[str]) -> list[dict]:
     return located
 
 
-def check_downloads(specs: Sequence[str], adapters=None, revision: Optional[str] = None) -> None:
-    """Before anything loads: every base-model file and official adapter file this run needs is on disk or can be
-    downloaded now; otherwise one error names them all."""
+def check_downloads(specs: Sequence[str], adapters=None, revision: Optional[str] = None,
+                    face: Optional[Mapping] = None) -> None:
+    """Before anything loads: every base-model file, official adapter file and face model file this run needs is
+    on disk or can be downloaded now; otherwise one error names them all, with their folders and sources.
+
+    ``face``: `FaceAnalyzer.from_options`'s ``models`` / ``embedder`` / ``detector`` (None: no face models)."""
     blocked, reasons = [], []
     missing = missing_model_files(specs)
     if missing:
@@ -306,5 +313,13 @@ def check_downloads(specs: Sequence[str], adapters=None, revision: Optional[str]
         reason = offline_reason("huggingface") if missing else None
         if reason is not None:
             blocked, reasons = blocked + missing, reasons + [reason]
+    if face is not None:
+        from ..conditioners.model_files import missing_face_files
+
+        missing = missing_face_files(**face)
+        reason = offline_reason("huggingface") if missing and offline_mode() else None
+        if missing and (reason is not None or blocked):  # offline, or no host answers: they cannot come either
+            blocked += [(f"{name}" + (f" from {url}" if url else ""), folder) for name, folder, url in missing]
+            reasons += [reason] if reason else []
     if blocked:
         raise missing_error(blocked, "; ".join(dict.fromkeys(reasons)))

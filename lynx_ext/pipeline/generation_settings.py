@@ -12,7 +12,7 @@ from typing import Optional, Union
 
 from ..errors import LynxValueError
 from ..models.presets import OFFICIAL_NEGATIVE_PROMPT, VariantDefaults
-from ..validation.generation import VARIANT_DEFAULT, check_setting, parse_setting
+from ..validation.generation import VARIANT_DEFAULT, check_guidance_pair, check_setting, parse_setting
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,14 @@ class GenerationSettings:
                      "sigma_shift"):
             if getattr(self, name) is None:
                 changes[name] = getattr(defaults, name)
-        if self.cfg_scale_i == VARIANT_DEFAULT:
-            changes["cfg_scale_i"] = defaults.cfg_scale_i
+        if self.cfg_scale_i == VARIANT_DEFAULT:  # guidance off (cfg_scale <= 1) is off for identity too
+            cfg = changes.get("cfg_scale", self.cfg_scale)
+            changes["cfg_scale_i"] = defaults.cfg_scale_i if cfg is None or cfg > 1 else None
         if self.negative_prompt is None:
             changes["negative_prompt"] = OFFICIAL_NEGATIVE_PROMPT
-        return replace(self, **changes)
+        resolved = replace(self, **changes)
+        check_guidance_pair(resolved.cfg_scale, resolved.cfg_scale_i)  # rules between settings, once all are known
+        return resolved
 
     def pipe_kwargs(self) -> dict:
         """Keyword arguments of the installed pipeline's ``__call__`` (call `resolved` first)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from ..validation.generation import check_guidance_pair
 from .fast_modes import start_run
 from .units import DEFAULT_REF_PROMPT
 
@@ -62,8 +63,7 @@ class LynxPipelineMixin:
                 raise ValueError("cfg_merge is not supported with Lynx inputs; Lynx runs its own guidance branches.")
             if kwargs.get("tea_cache_l1_thresh") is not None and cfg_scale > 1:
                 raise ValueError("TeaCache caches one guidance branch; it cannot be combined with Lynx guidance.")
-            if cfg_scale_i is not None and cfg_scale <= 1:
-                raise ValueError(f"cfg_scale_i needs cfg_scale > 1 (got cfg_scale={cfg_scale}).")
+            check_guidance_pair(cfg_scale, cfg_scale_i)
             self._lynx_call = {
                 "lynx_id_image": lynx_id_image, "lynx_id_embeds": lynx_id_embeds, "lynx_id_tokens": lynx_id_tokens,
                 "lynx_ref_image": lynx_ref_image, "lynx_ref_latents": lynx_ref_latents,

@@ -1,6 +1,7 @@
-"""What a training run is given, checked before any model loads (``fit``'s ``before_fit``): the prepared dataset
-exists and its face embeddings have the size the adapters take; a stage-1 export to start from is adapter weights
-of the recipe's variant and embedding size."""
+"""What a training run is given, checked before any model loads (``fit``'s ``before_fit``): the device the recipe
+trains on is there, the prepared dataset exists (a missing one names the step that builds it) and its face
+embeddings have the size the adapters take; a stage-1 export to start from is adapter weights of the recipe's
+variant and embedding size."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,50 @@ from pathlib import Path
 from typing import Optional
 
 from ..validation.models import adapter_facts, check_embedder_fits
+
+
+TINY_RECIPE = "recipes/tiny/tiny_cpu.yaml"
+TINY_DATA = "python -m lynx_ext.training.tiny_data"
+
+
+def check_accelerator(accelerator) -> None:
+    """A recipe that trains on a GPU (``trainer.accelerator: gpu`` / ``cuda``) on a machine without one is refused
+    saying so, and pointing to the recipe that trains on a CPU (Lightning would say "No supported gpu backend")."""
+    name = str(accelerator or "").lower()
+    if name not in ("gpu", "cuda") or gpu_present(mps=name == "gpu"):
+        return
+    from ..errors import LynxCompatibilityError
+
+    raise LynxCompatibilityError(
+        f"This recipe trains on a CUDA GPU (trainer.accelerator: {accelerator}), and this machine has none (torch "
+        "sees no CUDA device). Run it on a machine with CUDA GPUs. To try "
+        f"training on this CPU, use the tiny recipe: `{TINY_DATA} outputs/tiny_data`, then `diffsynth-ext fit "
+        f"--extension lynx --config {TINY_RECIPE}`.")
+
+
+def gpu_present(mps: bool = True) -> bool:
+    """Whether torch sees a CUDA device (or, with ``mps``, Apple's GPU: Lightning's "gpu" takes either)."""
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or (mps and backend is not None and backend.is_available())
+
+
+def check_prepared_cache(cache: Path, preset=None) -> None:
+    """``cache`` is a prepared dataset; if not, the error names the step that builds it: `prepare` for a real base
+    model, the tiny astronaut set (`lynx_ext.training.tiny_data`, which writes ``DIR/prepared``) for a tiny-preset
+    recipe reading such a ``prepared`` folder."""
+    from .data.prepare import DatasetError, read_prepared
+
+    try:
+        read_prepared(cache)
+    except DatasetError:
+        if preset != "tiny" or cache.name != "prepared":  # a dataset of your own: `prepare` builds its cache
+            raise
+        folder = cache.parent
+        raise DatasetError(f"{cache} does not exist: the tiny recipe trains on the tiny astronaut set. Build it with "
+                           f"`{TINY_DATA} {folder}` (it writes {folder}/prepared, {folder}/dataset and "
+                           f"{folder}/validation_pairs.yaml), then run fit again.") from None
 
 
 def check_training_inputs(module, datamodule) -> None:
@@ -19,7 +64,7 @@ def check_training_inputs(module, datamodule) -> None:
     from .data.prepare import CONFIG_NAME, read_prepared
 
     cache = Path(datamodule.cache)
-    read_prepared(cache)  # the folder is a prepared dataset (a clear error otherwise)
+    check_prepared_cache(cache, getattr(module.base, "preset", None))
     args = module.adapter_args
     want, label = int(args.embedding_dim), f"the recipe's adapters (model.adapters.embedding_dim {args.embedding_dim})"
     if args.init_from:

@@ -6,6 +6,7 @@ where.
 - `generation`: the rules of every generation option (`GenerationSettings`, `LynxSettings`, ``set_scales``).
 - `device`: a requested device must exist (never a silent CPU fallback).
 - `files`: input files and folders, UTF-8 text, paths kept inside the folder they belong to, cached arrays.
+- `loras`: ``PATH`` / ``PATH:ALPHA`` LoRA options (`LoraSpec`), read the same by the CLI, the app and the API.
 - `models`: base-model, adapter and embedder facts read from headers, and whether they fit each other.
 """
 from .device import check_device

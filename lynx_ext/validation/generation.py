@@ -74,6 +74,16 @@ def check_blocks_fit(blocks: Optional[tuple[int, ...]], num_blocks: int, field: 
             f"(0-{num_blocks - 1}, {num_blocks} blocks). Choose indices below {num_blocks}.")
 
 
+def check_guidance_pair(cfg_scale: Any, cfg_scale_i: Any) -> None:
+    """Identity guidance runs inside text guidance: a ``cfg_scale_i`` needs ``cfg_scale`` > 1 (a rule between two
+    settings: the error names both, so a caller renames both, e.g. to ``--cfg-scale-i`` and ``--cfg-scale``)."""
+    if cfg_scale_i in (None, VARIANT_DEFAULT) or cfg_scale is None or cfg_scale > 1:
+        return
+    raise LynxValueError.of("cfg_scale_i", f"{cfg_scale_i:g} (identity guidance) needs cfg_scale > 1, got cfg_scale "
+                            f"{cfg_scale:g}. Raise cfg_scale (the official value is 5), or set cfg_scale_i to none for "
+                            "two-branch guidance.", others=("cfg_scale_i", "cfg_scale"))
+
+
 def _optional(check: Callable) -> Callable:
     return lambda value, field: None if value is None else check(value, field)
 

@@ -10,6 +10,7 @@ from typing import Callable, Optional, Sequence
 from ..errors import LynxFormatError, LynxMissingFileError, LynxValueError
 from .device import check_device
 from .files import check_input_file
+from .loras import parse_loras
 from .models import (
     AdapterFacts,
     adapter_facts,
@@ -120,9 +121,8 @@ def check_generator_options(
                                 "recognition_arcface_ir_se50.pth).")
     if tokenizer_path is not None and not Path(tokenizer_path).expanduser().exists():
         raise LynxMissingFileError(f"Tokenizer {tokenizer_path} ({name('tokenizer_path')}) does not exist.")
-    for spec in loras:
-        path, alpha = (spec.path, spec.alpha) if hasattr(spec, "path") else (spec, 1.0)
-        check_lora(path, alpha, name)
+    for spec in parse_loras(loras):  # PATH or PATH:ALPHA, as the app and the Python API read them
+        check_lora(spec.path, spec.alpha, name)
     resolved = check_device(device, name("device"))
     shape = base_model_shape(base, model_paths)
     facts = adapter_facts(adapters, adapters_revision)

@@ -98,7 +98,14 @@ def read_metadata(dataset_dir: str | os.PathLike, metadata: str | os.PathLike | 
     """
     folder = Path(os.path.expanduser(str(dataset_dir)))
     path = find_metadata(folder, metadata)
-    records = _read_jsonl(path) if path.suffix.lower() == ".jsonl" else _read_csv(path)
+    jsonl = path.suffix.lower() == ".jsonl"
+    records = _read_jsonl(path) if jsonl else _read_csv(path)
+    if not records:  # before the columns: a file without rows has no columns to check either
+        raise DatasetError(
+            f"{path} has no rows; add one JSON object per video or image, e.g. "
+            '{"video": "clips/a.mp4", "prompt": "A woman walks in the rain"}.' if jsonl else
+            f"{path} has a header but no rows; add one row per video or image under it, e.g. "
+            "'clips/a.mp4,A woman walks in the rain' under 'video,prompt'.")
     columns = list(dict.fromkeys(key for record in records for key in record))
     media_cols, caption_col = _check_columns(columns, path)
     id_col = next((c for c in ID_IMAGE_COLUMNS if c in columns), None)
