@@ -114,8 +114,6 @@ def test_install_lines_work_from_where_the_reader_is():
 # line before it says why it cannot: <!-- docs-test: skip: REASON --> (e.g. it needs the 14B weights or a GPU).
 SKIP_MARK = re.compile(r"<!--\s*docs-test:\s*skip:\s*(\S.*?)\s*-->")
 RUN_KINDS = {"python": "python", "py": "python", "bash": "bash", "sh": "bash", "shell": "bash"}
-# Pages being rewritten on another branch: their blocks get their marks when that work lands.
-PENDING = {"training.md", "benchmarks.md", "learning_check.md", "memory.md"}
 DOC_FILES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 # What a block may use without defining it: the face photos of its examples (in the folder it runs in), a tiny
 # DiffSynth `pipe`, `torch`, and official-layout adapter folders built from the tiny DiT.
@@ -147,7 +145,7 @@ def _blocks(path: Path):
 
 
 BLOCKS = [(p.relative_to(ROOT), *block) for p in DOC_FILES for block in _blocks(p)]
-RUNNABLE = [b for b in BLOCKS if b[4] is None and b[0].name not in PENDING]
+RUNNABLE = [b for b in BLOCKS if b[4] is None]
 
 
 def test_every_code_block_runs_or_says_why_not():
