@@ -77,6 +77,17 @@ def random_running_statistics(model: torch.nn.Module) -> dict:
     return state
 
 
+@pytest.fixture(scope="session")
+def astronaut_png(tmp_path_factory) -> Path:
+    """scikit-image's astronaut photo as a PNG (a face that is not from ../shared)."""
+    from PIL import Image
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("astronaut") / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def module_home(tmp_path_factory) -> Path:
     """A ``LYNX_EXT_HOME`` of the module's own (pair it with ``use_module_home``)."""

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from lynx_ext.cli.generate import main as generate
 from lynx_ext.inference import tiny_preset
@@ -16,15 +15,6 @@ from lynx_ext.inference.tiny_preset import TinyFaceStack, tiny_face_stack
 pytestmark = pytest.mark.usefixtures("use_module_home")
 FAST = ["--preset", "tiny", "--num-inference-steps", "1", "--num-frames", "1", "--height", "32", "--width", "32",
         "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def astronaut_png(tmp_path_factory):
-    from skimage import data
-
-    path = tmp_path_factory.mktemp("img") / "astronaut.png"
-    Image.fromarray(data.astronaut()).save(path)
-    return path
 
 
 # --------------------------------------------------------------------------------------------- the face stack

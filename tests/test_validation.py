@@ -31,13 +31,9 @@ FAST = ["--preset", "tiny", "--num-inference-steps", "2", "--num-frames", "5", "
         "--quiet"]
 
 
-@pytest.fixture(scope="module")
-def face_png(tmp_path_factory):
-    from skimage import data
-
-    path = tmp_path_factory.mktemp("img") / "astronaut.png"
-    Image.fromarray(data.astronaut()).save(path)
-    return path
+@pytest.fixture
+def face_png(astronaut_png):
+    return astronaut_png
 
 
 @pytest.fixture
