@@ -56,13 +56,33 @@ def test_major_versions_are_bounded_and_the_installed_one_fits(name):
     assert req.specifier.contains(metadata.version(name), prereleases=True), (name, metadata.version(name), req)
 
 
+def test_train_extra_installs_the_optimisers_the_recipes_name():
+    """The recipes name their optimisers by class path; the `train` extra installs those packages, `make test` too."""
+    import yaml
+    from packaging.requirements import Requirement
+
+    extras = pyproject()["project"]["optional-dependencies"]
+    train = {Requirement(r).name.lower() for r in extras["train"]}
+    assert any(r.startswith("lynx-ext[") and "train" in r[9:r.index("]")].split(",") for r in extras["test"])
+    root = Path(__file__).resolve().parent.parent
+    named = set()
+    for recipe in root.glob("recipes/**/*.yaml"):
+        optim = ((yaml.safe_load(recipe.read_text()) or {}).get("model") or {}).get("optim") or {}
+        if "optimizer" in optim:
+            named.add(optim["optimizer"].split(".")[0])
+    assert named - {"torch"} and named - {"torch"} <= train, (named, train)
+    for dist in train:
+        metadata.version(dist)
+
+
 def test_faces_extra_installs_the_offline_face_models():
     from packaging.requirements import Requirement
 
     extras = pyproject()["project"]["optional-dependencies"]
     faces = {Requirement(r).name.lower() for r in extras["faces"]}
     assert {"dlib-bin", "face-recognition-models"} <= faces
-    assert "lynx-ext[faces]" in extras["test"]  # `make test` keeps installing them
+    assert any(r.startswith("lynx-ext[") and "faces" in r[9:r.index("]")].split(",")
+               for r in extras["test"])  # `make test` keeps installing them
     for dist in faces:
         metadata.version(dist)  # installed here
     import dlib  # noqa: F401  (dlib-bin)
