@@ -153,6 +153,7 @@ class LynxGenerator:
         """
         from ..conditioners import FaceAnalyzer
         from ..models.build import build_wan_pipe
+        from ..conditioners.model_files import missing_face_files
         from ..models.hub import base_model_specs, check_downloads, download_official_adapters
         from ..pipeline.vram import enable_adapter_vram_management
         from ..validation.generator_options import check_generator_options
@@ -163,7 +164,8 @@ class LynxGenerator:
                                        offload=offload, fp8=fp8, compile=compile, block_streaming=block_streaming)
         specs, tok_spec = base_model_specs(base, model_paths or (), model_id_with_origin_paths or (), tokenizer_path)
         check_downloads(specs + ([tok_spec] if tok_spec else []), adapters, adapters_revision,
-                        face=dict(models=face_models, embedder=embedder, detector=detector or "insightface"))
+                        face_missing=missing_face_files(models=face_models, embedder=embedder,
+                                                        detector=detector or "insightface"))
         if isinstance(adapters, str) and adapters.startswith("hub:"):
             adapters = str(download_official_adapters(adapters, adapters_revision))
         t0 = time.perf_counter()

@@ -297,11 +297,12 @@ def locate_model_files(specs: Sequence[str]) -> list[dict]:
 
 
 def check_downloads(specs: Sequence[str], adapters=None, revision: Optional[str] = None,
-                    face: Optional[Mapping] = None) -> None:
+                    face_missing: Sequence[tuple[str, str, Optional[str]]] = ()) -> None:
     """Before anything loads: every base-model file, official adapter file and face model file this run needs is
     on disk or can be downloaded now; otherwise one error names them all, with their folders and sources.
 
-    ``face``: `FaceAnalyzer.from_options`'s ``models`` / ``embedder`` / ``detector`` (None: no face models)."""
+    ``face_missing``: the face model files not on disk, ``(name, folder, url)`` each
+    (`lynx_ext.conditioners.model_files.missing_face_files`, which sits above this module)."""
     blocked, reasons = [], []
     missing = missing_model_files(specs)
     if missing:
@@ -313,10 +314,8 @@ def check_downloads(specs: Sequence[str], adapters=None, revision: Optional[str]
         reason = offline_reason("huggingface") if missing else None
         if reason is not None:
             blocked, reasons = blocked + missing, reasons + [reason]
-    if face is not None:
-        from ..conditioners.model_files import missing_face_files
-
-        missing = missing_face_files(**face)
+    missing = list(face_missing)
+    if missing:
         reason = offline_reason("huggingface") if missing and offline_mode() else None
         if missing and (reason is not None or blocked):  # offline, or no host answers: they cannot come either
             blocked += [(f"{name}" + (f" from {url}" if url else ""), folder) for name, folder, url in missing]
