@@ -28,7 +28,8 @@ def encode_prompt(pipe, prompt: str) -> torch.Tensor:
     if pipe.text_encoder is None or pipe.tokenizer is None:
         raise RuntimeError("This pipeline has no text encoder/tokenizer, so prompts cannot be encoded.")
     pipe.load_models_to_device(("text_encoder",))
-    where = next(pipe.text_encoder.parameters()).device
+    weight = next(pipe.text_encoder.parameters(), None)
+    where = weight.device if weight is not None else torch.device(pipe.device)
     if getattr(pipe, "vram_management_enabled", False) or where.type == torch.device(pipe.device).type:
         return WanVideoUnit_PromptEmbedder().encode_prompt(pipe, prompt)
     device = pipe.device  # the encoder waits on the CPU (training with cached encodings): encode there

@@ -197,7 +197,8 @@ class LynxModule(pl.LightningModule):
         folder = Path(self._encoding_folder) / TEXT_DIR if self._encoding_folder else None
         if encoder is None or folder is None or not folder.is_dir() or not any(folder.iterdir()):
             return False
-        if next(encoder.parameters()).device.type != "cpu":
+        weight = next(encoder.parameters(), None)
+        if weight is not None and weight.device.type != "cpu":
             encoder.to("cpu")
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
