@@ -235,9 +235,9 @@ def main():
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     ap.add_argument("--steps", type=int, default=3, help="timed steps per configuration (after one warm-up step)")
     ap.add_argument("--vae-dim", type=int, default=96, help="96 = the real Wan VAE; smaller only for smoke runs")
-    ap.add_argument("--optimizers", action="store_true", help="first time the optimiser step alone per class")
+    ap.add_argument("--optimizers", action="store_true", help="then time the optimiser step alone per class")
     args = ap.parse_args()
-    optimizers = optimizer_steps(args) if args.optimizers else []
+    optimizers = []
     name = torch.cuda.get_device_name() if torch.device(args.device).type == "cuda" else "cpu"
     peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), 989.0)
     rows = []
@@ -252,6 +252,8 @@ def main():
         if args.json:  # after every configuration: a run cut short keeps what it measured
             Path(args.json).write_text(json.dumps({"device": name, "torch": torch.__version__, "partial": True,
                                                    "optimizer_steps": optimizers, "runs": rows}, indent=1))
+    if args.optimizers:
+        optimizers = optimizer_steps(args)
     base = {r["variant"]: r for r in rows if r.get("ok") and r["card_gib"] is None}
     print(f"\n{'config':<20} {'card':>6} {'step s':>8} {'x unconstr.':>11} {'tok/s':>7} {'MFU %':>6} "
           f"{'alloc GiB':>9} {'resv GiB':>9} {'RSS GiB':>8}")
