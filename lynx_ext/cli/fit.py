@@ -54,7 +54,10 @@ def make_cli(args: list[str], run: bool = True):
         def fit(self, model, ckpt_path=None, **kwargs):
             if ckpt_path == "last":
                 ckpt_path = last_checkpoint(self.trainer) or ckpt_path
-            self.trainer.fit(model, ckpt_path=ckpt_path, **kwargs)
+            try:
+                self.trainer.fit(model, ckpt_path=ckpt_path, **kwargs)
+            finally:  # also after a failure: where the run's files are and how to resume it
+                say_where_the_run_is(self.trainer)
 
         def _instantiate_trainer(self, config, callbacks):
             # One bar over the run's steps (not per epoch); not part of the saved config, added again on re-runs.
@@ -87,6 +90,17 @@ def last_checkpoint(trainer) -> Optional[str]:
     roots += [Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]
     found = {p for root in roots if root.is_dir() for p in root.glob("**/last*.ckpt")}
     return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
+
+
+def say_where_the_run_is(trainer) -> None:
+    """Print (first process only) the run's folder, checkpoints, adapter exports, TensorBoard log dir, saved config
+    and the commands that repeat and resume it; only paths that exist."""
+    from ..training.run_folder import describe_run
+
+    if trainer.is_global_zero:
+        text = describe_run(trainer)
+        if text:
+            print(text, flush=True)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
