@@ -17,6 +17,7 @@ def make_cli(args: list[str], run: bool = True):
     from lightning.pytorch.callbacks import ProgressBar
     from lightning.pytorch.cli import LightningCLI
 
+    from ..callbacks.pending_log import PendingStepLog
     from ..callbacks.progress import StepProgressBar
     from ..training.checkpoint_io import AtomicCheckpointIO
     from ..training.datamodule import LynxDataModule
@@ -65,6 +66,8 @@ def make_cli(args: list[str], run: bool = True):
             listed = (given if isinstance(given, list) else [given]) + list(callbacks)
             if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in listed):
                 callbacks = [*callbacks, StepProgressBar()]
+            if not any(isinstance(c, PendingStepLog) for c in listed):  # a resumed run's log is as complete as its state
+                callbacks = [*callbacks, PendingStepLog()]
             return super()._instantiate_trainer(config, callbacks)
 
     # Given as a class path, not an instance: the config a run saves must parse again (`fit --config` on it).

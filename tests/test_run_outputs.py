@@ -1,0 +1,137 @@
+"""Training never loses or hides a user's results: every run writes under its own version folder (a re-run never
+overwrites an earlier run's exports), `fit` ends by saying where everything is, and a run resumed after a kill
+logs every step from its checkpoint on."""
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from test_training import base_args, cache, recipe_of  # noqa: F401  (the module-scoped tiny data fixture)
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("LYNX_EXT_HOME", str(tmp_path_factory.getbasetemp() / "lynx_home"))
+
+
+def versions(root: Path) -> list[Path]:
+    return sorted((root / "lightning_logs").glob("version_*"))
+
+
+def test_a_rerun_never_overwrites_the_first_runs_exports_and_fit_says_where_they_are(cache, tmp_path, capsys,  # noqa: F811
+                                                                                    monkeypatch):
+    from lynx_ext.cli.fit import main
+
+    monkeypatch.chdir(tmp_path)
+    run = Path("run")
+    assert main(["--config", str(recipe_of(cache)), *base_args(cache, run, steps=2)]) == 0
+    first_out = capsys.readouterr().out
+    v0 = run / "lightning_logs" / "version_0"
+    first = load_file(str(v0 / "adapters" / "last" / "lynx_adapters.safetensors"))
+    assert (v0 / "adapters" / "step-0000002" / "lynx_adapters.safetensors").is_file()
+    latest = run / "adapters" / "latest"
+    assert latest.resolve() == (v0 / "adapters" / "last").resolve()
+    # The end of `fit` names the run's folder, checkpoints, exports, log dir, config, and how to repeat/resume it.
+    for line in (f"run folder:", f"{v0}", f"{v0 / 'checkpoints'}", f"{v0 / 'adapters'}", f"{run / 'adapters' / 'latest'}",
+                 f"tensorboard --logdir {v0}",
+                 f"diffsynth-ext fit --extension lynx --config {v0 / 'config.yaml'}",
+                 f"--ckpt_path {v0 / 'checkpoints' / 'last.ckpt'}"):
+        assert line in first_out, (line, first_out[-2000:])
+
+    # The saved config repeats the run into version_1, with other weights (another learning rate): version_0's
+    # exports stay as they were, and adapters/latest now leads to version_1's.
+    assert main(["--config", str(v0 / "config.yaml"), "--model.optim.lr", "0.05"]) == 0
+    second_out = capsys.readouterr().out
+    v1 = run / "lightning_logs" / "version_1"
+    assert [p.name for p in versions(run)] == ["version_0", "version_1"]
+    second = load_file(str(v1 / "adapters" / "last" / "lynx_adapters.safetensors"))
+    again = load_file(str(v0 / "adapters" / "last" / "lynx_adapters.safetensors"))
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # the second run's export differs ...
+    assert all(torch.equal(first[k], again[k]) for k in first)  # ... and the first run's is untouched
+    step = load_file(str(v0 / "adapters" / "step-0000002" / "lynx_adapters.safetensors"))
+    assert all(torch.equal(first[k], step[k]) for k in first)
+    assert latest.resolve() == (v1 / "adapters" / "last").resolve()
+    assert all(torch.equal(second[k], v) for k, v in load_file(str(latest / "lynx_adapters.safetensors")).items())
+    assert f"{v1 / 'adapters'}" in second_out and f"{v0}" not in second_out.replace(f"{v0}/", "")
+
+
+def test_latest_pointer_is_swapped_atomically_and_kept_as_a_copy_without_symlinks(tmp_path):
+    from lynx_ext.callbacks.adapter_export import point_latest
+
+    a, b = tmp_path / "v0" / "last", tmp_path / "v1" / "last"
+    for folder, text in ((a, "a"), (b, "b")):
+        folder.mkdir(parents=True)
+        (folder / "x.txt").write_text(text)
+    latest = tmp_path / "adapters" / "latest"
+    point_latest(latest, a)
+    assert latest.is_symlink() and (latest / "x.txt").read_text() == "a"
+    point_latest(latest, b)
+    assert latest.is_symlink() and (latest / "x.txt").read_text() == "b"
+    assert not os.path.isabs(os.readlink(latest))  # relative: the run folder can be moved as a whole
+    assert sorted(p.name for p in latest.parent.iterdir()) == ["latest"]  # no temporary left
+    latest.unlink()
+    latest.mkdir()  # a copy made where symlinks did not work stays a copy, refreshed
+    (latest / "x.txt").write_text("old")
+    point_latest(latest, a)
+    assert not latest.is_symlink() and (latest / "x.txt").read_text() == "a"
+    assert (a / "x.txt").read_text() == "a" and (b / "x.txt").read_text() == "b"  # the exports are untouched
+
+
+def train_losses(folders: list[Path]) -> list[tuple[int, float]]:
+    """Every (step, value) of ``train/loss`` in the TensorBoard event files of ``folders``, sorted."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    found = []
+    for folder in folders:
+        for path in glob.glob(str(folder / "events.out.tfevents.*")):
+            events = EventAccumulator(path)
+            events.Reload()
+            if "train/loss" in events.Tags()["scalars"]:
+                found += [(e.step, e.value) for e in events.Scalars("train/loss")]
+    return sorted(found)
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs (no `except Exception` catches it)."""
+
+
+def test_resumed_log_has_every_step_once_after_a_kill_while_last_ckpt_was_written(cache, tmp_path, monkeypatch):  # noqa: F811
+    """The run dies while writing ``last.ckpt`` at step 2, after ``step0000002.ckpt`` is complete: that checkpoint
+    holds step 2's update, but Lightning had not yet logged the loss of the batch that made it (TensorBoard step 1).
+    The run resumed from it must log it, so that the two runs' logs hold every step once, with the values of an
+    uninterrupted run."""
+    from test_training import fit
+
+    from lynx_ext.training.checkpoint_io import AtomicCheckpointIO
+
+    fit(base_args(cache, tmp_path / "straight", steps=4))
+    straight = train_losses(versions(tmp_path / "straight"))
+    assert [s for s, _ in straight] == [0, 1, 2, 3]
+
+    save = AtomicCheckpointIO.save_checkpoint
+
+    def killed_at_last_ckpt(self, checkpoint, path, storage_options=None):
+        if Path(path).name == "last.ckpt" and checkpoint["global_step"] == 2:
+            raise Killed
+        return save(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", killed_at_last_ckpt)
+    with pytest.raises(Killed):
+        fit(base_args(cache, tmp_path / "cut", steps=4))
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", save)
+    ckpt = tmp_path / "cut" / "lightning_logs" / "version_0" / "checkpoints" / "step0000002.ckpt"
+    assert not ckpt.with_name("last.ckpt").exists() and torch.load(ckpt, weights_only=False)["global_step"] == 2
+    assert [s for s, _ in train_losses(versions(tmp_path / "cut"))] == [0]  # step 1 was never logged
+
+    fit(base_args(cache, tmp_path / "cut", steps=4) + ["--ckpt_path", str(ckpt)])
+    resumed = train_losses(versions(tmp_path / "cut")[1:])
+    assert [s for s, _ in resumed] == [1, 2, 3]  # from the checkpoint on, every step once
+    union = train_losses(versions(tmp_path / "cut"))
+    assert [s for s, _ in union] == [0, 1, 2, 3]
+    for (step, value), (_, want) in zip(union, straight):
+        assert value == pytest.approx(want, rel=1e-6), step
