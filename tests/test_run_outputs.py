@@ -135,3 +135,24 @@ def test_resumed_log_has_every_step_once_after_a_kill_while_last_ckpt_was_writte
     assert [s for s, _ in union] == [0, 1, 2, 3]
     for (step, value), (_, want) in zip(union, straight):
         assert value == pytest.approx(want, rel=1e-6), step
+
+
+def test_without_a_logger_each_run_still_exports_into_a_version_folder_of_its_own(cache, tmp_path, capsys):  # noqa: F811
+    from lynx_ext.cli.fit import main
+
+    import yaml
+
+    config = yaml.safe_load(recipe_of(cache).read_text())  # without the learning-rate monitor, which needs a logger
+    config["trainer"]["callbacks"] = [c for c in config["trainer"]["callbacks"]
+                                      if not c["class_path"].endswith("LearningRateMonitor")]
+    recipe = tmp_path / "no_logger.yaml"
+    recipe.write_text(yaml.safe_dump(config, sort_keys=False))
+    root = tmp_path / "run"
+    args = ["--config", str(recipe), *base_args(cache, root, steps=1), "--trainer.logger", "false"]
+    for n in (0, 1):
+        assert main(args) == 0
+        folder = root / "lightning_logs" / f"version_{n}" / "adapters"
+        assert (folder / "step-0000001" / "lynx_adapters.safetensors").is_file()
+        assert (root / "adapters" / "latest").resolve() == (folder / "last").resolve()
+        assert f"{folder.parent}\n" in capsys.readouterr().out  # the run folder line names this run's
+    assert [p.name for p in versions(root)] == ["version_0", "version_1"]

@@ -51,22 +51,22 @@ class AdapterExport(pl.Callback):
         self.push_to_hub, self.hub_private = push_to_hub, bool(hub_private)
         self.last_export: Path | None = None
         self.pushed: Optional[str] = None
-        self._run_folder: Path | None = None
+        self.run_folder: Path | None = None  # the run's version folder, set when the run starts
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         from ..training.run_folder import run_folder
 
         # on every process (a collective), before any export: the run's own version folder
-        self._run_folder = Path(trainer.strategy.broadcast(str(run_folder(trainer)), src=0))
+        self.run_folder = Path(trainer.strategy.broadcast(str(run_folder(trainer)), src=0))
 
     def folder(self, trainer) -> Path:
         if self.dirpath:
             return Path(self.dirpath)
-        if self._run_folder is None:
+        if self.run_folder is None:
             from ..training.run_folder import run_folder
 
-            self._run_folder = run_folder(trainer)
-        return self._run_folder / "adapters"
+            self.run_folder = run_folder(trainer)
+        return self.run_folder / "adapters"
 
     def export(self, trainer, pl_module) -> Path:
         from ..adapters.formats import save_official_folder

@@ -49,7 +49,8 @@ def describe_run(trainer) -> Optional[str]:
     """A few lines naming what the run wrote, for the end of `fit` (only paths that exist; None if nothing)."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    folder = run_folder(trainer)
+    exporters = [cb for cb in trainer.callbacks if isinstance(getattr(cb, "run_folder", None), Path)]
+    folder = run_folder(trainer) if trainer.loggers or not exporters else exporters[0].run_folder
     rows: list[tuple[str, str]] = []
     if folder.is_dir():
         rows.append(("run folder", _shown(folder)))
@@ -60,12 +61,13 @@ def describe_run(trainer) -> Optional[str]:
     best = [Path(cb.best_model_path) for cb in trainer.checkpoint_callbacks
             if getattr(cb, "monitor", None) not in (None, "step") and getattr(cb, "best_model_path", "")]
     rows += [("best checkpoint", _shown(p)) for p in best if p.is_file()]
+    latest, ours = latest_pointer(trainer), False
     for cb in trainer.callbacks:
-        export = getattr(cb, "last_export", None)  # an AdapterExport's final export
+        export = getattr(cb, "last_export", None)  # an AdapterExport's newest export
         if isinstance(export, Path) and export.is_dir():
-            rows.append(("adapters", f"{_shown(export.parent)} (final export {export.name}/, a copy in last/)"))
-    latest = latest_pointer(trainer)
-    if latest.exists() and any(r[0] == "adapters" for r in rows):
+            rows.append(("adapters", f"{_shown(export.parent)} (newest export {export.name}/, a copy in last/)"))
+            ours = ours or (latest.exists() and latest.resolve() == (export.parent / "last").resolve())
+    if ours:  # only when it leads to this run's export (a failed run does not move it)
         rows.append(("latest adapters", _shown(latest)))
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger) and Path(logger.log_dir).is_dir():
