@@ -7,6 +7,7 @@ import glob
 import os
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -82,8 +83,8 @@ def test_latest_pointer_is_swapped_atomically_and_kept_as_a_copy_without_symlink
     assert (a / "x.txt").read_text() == "a" and (b / "x.txt").read_text() == "b"  # the exports are untouched
 
 
-def train_losses(folders: list[Path]) -> list[tuple[int, float]]:
-    """Every (step, value) of ``train/loss`` in the TensorBoard event files of ``folders``, sorted."""
+def scalars(folders: list[Path], tag: str) -> list[tuple[int, float]]:
+    """Every (step, value) of ``tag`` in the TensorBoard event files of ``folders``, sorted."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     found = []
@@ -91,8 +92,8 @@ def train_losses(folders: list[Path]) -> list[tuple[int, float]]:
         for path in glob.glob(str(folder / "events.out.tfevents.*")):
             events = EventAccumulator(path)
             events.Reload()
-            if "train/loss" in events.Tags()["scalars"]:
-                found += [(e.step, e.value) for e in events.Scalars("train/loss")]
+            if tag in events.Tags()["scalars"]:
+                found += [(e.step, e.value) for e in events.Scalars(tag)]
     return sorted(found)
 
 
@@ -100,18 +101,38 @@ class Killed(BaseException):
     """Stands for SIGKILL: nothing after it runs (no `except Exception` catches it)."""
 
 
-def test_resumed_log_has_every_step_once_after_a_kill_while_last_ckpt_was_written(cache, tmp_path, monkeypatch):  # noqa: F811
+@pytest.mark.parametrize("every", [1, 3])
+def test_resumed_log_has_every_step_once_after_a_kill_while_last_ckpt_was_written(cache, tmp_path, monkeypatch,  # noqa: F811
+                                                                                  every):
     """The run dies while writing ``last.ckpt`` at step 2, after ``step0000002.ckpt`` is complete: that checkpoint
     holds step 2's update, but Lightning had not yet logged the loss of the batch that made it (TensorBoard step 1).
-    The run resumed from it must log it, so that the two runs' logs hold every step once, with the values of an
-    uninterrupted run."""
+    The run resumed from it must log it, so that the two runs' logs hold every logged step once (those that
+    ``log_every_n_steps`` logs), with the values of an uninterrupted run."""
     from test_training import fit
 
+    from lynx_ext.callbacks.pending_log import KEY
     from lynx_ext.training.checkpoint_io import AtomicCheckpointIO
 
-    fit(base_args(cache, tmp_path / "straight", steps=4))
-    straight = train_losses(versions(tmp_path / "straight"))
-    assert [s for s, _ in straight] == [0, 1, 2, 3]
+    class SaveAtEpochEnd(pl.Callback):  # outside a batch's end every step metric is logged: nothing pending
+        def on_train_epoch_end(self, trainer, pl_module):
+            trainer.save_checkpoint(tmp_path / "epoch_end.ckpt")
+
+    args = ["--trainer.log_every_n_steps", str(every)]
+    cli = fit(base_args(cache, tmp_path / "straight", steps=4) + args, run=False)
+    cli.trainer.callbacks.append(SaveAtEpochEnd())
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    straight = {tag: scalars(versions(tmp_path / "straight"), tag) for tag in ("train/loss", "epoch")}
+    logged = [s for s, _ in straight["train/loss"]]
+    assert logged == ([0, 1, 2, 3] if every == 1 else [2])  # every 3rd step
+    step2 = torch.load(versions(tmp_path / "straight")[0] / "checkpoints" / "step0000002.ckpt", weights_only=False)
+    if every == 1:
+        assert step2[KEY]["step"] == 1
+        assert step2[KEY]["metrics"]["train/loss"] == pytest.approx(straight["train/loss"][1][1], rel=1e-6)
+    else:
+        assert KEY not in step2  # step 1 is not one that is logged
+    assert KEY not in torch.load(tmp_path / "epoch_end.ckpt", weights_only=False)
+    cli.trainer.save_checkpoint(tmp_path / "after.ckpt")  # after the run: nothing pending, and no error
+    assert KEY not in torch.load(tmp_path / "after.ckpt", weights_only=False)
 
     save = AtomicCheckpointIO.save_checkpoint
 
@@ -122,19 +143,20 @@ def test_resumed_log_has_every_step_once_after_a_kill_while_last_ckpt_was_writte
 
     monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", killed_at_last_ckpt)
     with pytest.raises(Killed):
-        fit(base_args(cache, tmp_path / "cut", steps=4))
+        fit(base_args(cache, tmp_path / "cut", steps=4) + args)
     monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", save)
     ckpt = tmp_path / "cut" / "lightning_logs" / "version_0" / "checkpoints" / "step0000002.ckpt"
     assert not ckpt.with_name("last.ckpt").exists() and torch.load(ckpt, weights_only=False)["global_step"] == 2
-    assert [s for s, _ in train_losses(versions(tmp_path / "cut"))] == [0]  # step 1 was never logged
+    assert [s for s, _ in scalars(versions(tmp_path / "cut"), "train/loss")] == [s for s in logged if s < 1]
 
-    fit(base_args(cache, tmp_path / "cut", steps=4) + ["--ckpt_path", str(ckpt)])
-    resumed = train_losses(versions(tmp_path / "cut")[1:])
-    assert [s for s, _ in resumed] == [1, 2, 3]  # from the checkpoint on, every step once
-    union = train_losses(versions(tmp_path / "cut"))
-    assert [s for s, _ in union] == [0, 1, 2, 3]
-    for (step, value), (_, want) in zip(union, straight):
-        assert value == pytest.approx(want, rel=1e-6), step
+    fit(base_args(cache, tmp_path / "cut", steps=4) + args + ["--ckpt_path", str(ckpt)])
+    resumed = scalars(versions(tmp_path / "cut")[1:], "train/loss")
+    assert [s for s, _ in resumed] == [s for s in logged if s >= 1]  # from the checkpoint on, every step once
+    for tag, want in straight.items():  # the union: the uninterrupted run's log, "epoch" included
+        union = scalars(versions(tmp_path / "cut"), tag)
+        assert [s for s, _ in union] == [s for s, _ in want], tag
+        for (step, value), (_, expected) in zip(union, want):
+            assert value == pytest.approx(expected, rel=1e-6), (tag, step)
 
 
 def test_without_a_logger_each_run_still_exports_into_a_version_folder_of_its_own(cache, tmp_path, capsys):  # noqa: F811
@@ -156,3 +178,25 @@ def test_without_a_logger_each_run_still_exports_into_a_version_folder_of_its_ow
         assert (root / "adapters" / "latest").resolve() == (folder / "last").resolve()
         assert f"{folder.parent}\n" in capsys.readouterr().out  # the run folder line names this run's
     assert [p.name for p in versions(root)] == ["version_0", "version_1"]
+
+
+def test_the_summary_names_latest_only_when_it_leads_to_this_runs_export(tmp_path, monkeypatch):
+    """A run that failed (or exported elsewhere) leaves adapters/latest leading to an earlier run: not named then."""
+    from types import SimpleNamespace
+
+    from lynx_ext.callbacks.adapter_export import point_latest
+    from lynx_ext.training.run_folder import describe_run
+
+    monkeypatch.chdir(tmp_path)
+    v0, v1 = (Path("lightning_logs") / f"version_{n}" for n in (0, 1))
+    for v in (v0, v1):
+        (v / "adapters" / "step-0000001").mkdir(parents=True)
+        (v / "adapters" / "last").mkdir()
+    exporter = SimpleNamespace(run_folder=v1, last_export=v1 / "adapters" / "step-0000001")
+    trainer = SimpleNamespace(default_root_dir=".", loggers=[], checkpoint_callbacks=[], callbacks=[exporter])
+    point_latest(Path("adapters") / "latest", v0 / "adapters" / "last")
+    text = describe_run(trainer)
+    assert f"run folder:" in text and f"{v1 / 'adapters'} (newest export step-0000001/" in text
+    assert "latest" not in text, text
+    point_latest(Path("adapters") / "latest", v1 / "adapters" / "last")
+    assert f"latest adapters: {Path('adapters') / 'latest'}" in describe_run(trainer)

@@ -18,12 +18,10 @@ KEY = "lynx_pending_step_log"  # in the checkpoint: {"step": int, "metrics": {na
 
 
 def pending_step_metrics(trainer) -> dict[str, Any] | None:
-    """The metrics Lightning will write for the batch now ending (None when this is not inside a batch's end, or
-    this step is not one that ``log_every_n_steps`` logs)."""
-    loop = trainer.fit_loop
-    progress = loop.epoch_loop.batch_progress.total
-    inside_batch_end = progress.processed == progress.started and progress.completed == progress.processed - 1
-    if not trainer.training or not inside_batch_end or loop._should_accumulate() or not trainer.loggers:
+    """The metrics Lightning will write to the loggers once the hook now running returns: in a batch's end, that
+    batch's step metrics (None when ``log_every_n_steps`` skips this step or gradients are still accumulating); at
+    an epoch's end, its epoch metrics; outside training, none."""
+    if not trainer.training or trainer.fit_loop._should_accumulate():
         return None
     connector = trainer._logger_connector
     if not connector.should_update_logs:
@@ -32,7 +30,7 @@ def pending_step_metrics(trainer) -> dict[str, Any] | None:
     if not metrics:
         return None
     metrics.setdefault("epoch", trainer.current_epoch)  # as Lightning adds it
-    return {"step": int(loop.epoch_loop._batches_that_stepped), "metrics": metrics}
+    return {"step": int(trainer.fit_loop.epoch_loop._batches_that_stepped), "metrics": metrics}
 
 
 class PendingStepLog(pl.Callback):
