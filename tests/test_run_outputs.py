@@ -103,7 +103,7 @@ class Killed(BaseException):
 
 @pytest.mark.parametrize("every", [1, 3])
 def test_resumed_log_has_every_step_once_after_a_kill_while_last_ckpt_was_written(cache, tmp_path, monkeypatch,  # noqa: F811
-                                                                                  every):
+                                                                                  every, capsys):
     """The run dies while writing ``last.ckpt`` at step 2, after ``step0000002.ckpt`` is complete: that checkpoint
     holds step 2's update, but Lightning had not yet logged the loss of the batch that made it (TensorBoard step 1).
     The run resumed from it must log it, so that the two runs' logs hold every logged step once (those that
@@ -142,8 +142,11 @@ def test_resumed_log_has_every_step_once_after_a_kill_while_last_ckpt_was_writte
         return save(self, checkpoint, path, storage_options)
 
     monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", killed_at_last_ckpt)
+    capsys.readouterr()
     with pytest.raises(Killed):
         fit(base_args(cache, tmp_path / "cut", steps=4) + args)
+    said = capsys.readouterr().out  # a failed run also says where its files are
+    assert f"checkpoints:" in said and str(tmp_path / "cut" / "lightning_logs" / "version_0" / "checkpoints") in said
     monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", save)
     ckpt = tmp_path / "cut" / "lightning_logs" / "version_0" / "checkpoints" / "step0000002.ckpt"
     assert not ckpt.with_name("last.ckpt").exists() and torch.load(ckpt, weights_only=False)["global_step"] == 2
@@ -200,3 +203,19 @@ def test_the_summary_names_latest_only_when_it_leads_to_this_runs_export(tmp_pat
     assert "latest" not in text, text
     point_latest(Path("adapters") / "latest", v1 / "adapters" / "last")
     assert f"latest adapters: {Path('adapters') / 'latest'}" in describe_run(trainer)
+
+
+def test_a_failure_to_list_the_outputs_never_hides_the_runs_own_result(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import lynx_ext.training.run_folder as run_folder
+    from lynx_ext.cli.fit import say_where_the_run_is
+
+    def broken(trainer):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(run_folder, "describe_run", broken)
+    say_where_the_run_is(SimpleNamespace(is_global_zero=True))
+    assert "could not list the run's outputs: OSError: disk gone" in capsys.readouterr().out
+    say_where_the_run_is(SimpleNamespace(is_global_zero=False))  # other processes print nothing
+    assert capsys.readouterr().out == ""

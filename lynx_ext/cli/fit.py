@@ -101,7 +101,10 @@ def say_where_the_run_is(trainer) -> None:
     from ..training.run_folder import describe_run
 
     if trainer.is_global_zero:
-        text = describe_run(trainer)
+        try:
+            text = describe_run(trainer)
+        except Exception as err:  # noqa: BLE001 - never hide the run's own error behind this one
+            text = f"(could not list the run's outputs: {type(err).__name__}: {err})"
         if text:
             print(text, flush=True)
 
