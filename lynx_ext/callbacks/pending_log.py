@@ -19,8 +19,8 @@ KEY = "lynx_pending_step_log"  # in the checkpoint: {"step": int, "metrics": {na
 
 def pending_step_metrics(trainer) -> dict[str, Any] | None:
     """The metrics Lightning will write to the loggers once the hook now running returns: in a batch's end, that
-    batch's step metrics (None when ``log_every_n_steps`` skips this step or gradients are still accumulating); at
-    an epoch's end, its epoch metrics; outside training, none."""
+    batch's step metrics (none when ``log_every_n_steps`` skips this step or gradients are still accumulating); at
+    an epoch's end, the epoch metrics if the module logs any (ours log none); outside training, none."""
     if not trainer.training or trainer.fit_loop._should_accumulate():
         return None
     connector = trainer._logger_connector
