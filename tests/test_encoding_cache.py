@@ -70,7 +70,7 @@ def test_training_reads_the_caches_and_never_calls_the_encoders(encoded, tmp_pat
     hits = cli.model.text_cache.hits
     assert hits["encoded"] == 0 and hits["disk"] > 0
     assert all(t.device.type == "cpu" for t in cli.model.text_cache.memory.values())
-    assert (tmp_path / "adapters" / "last" / "lynx_adapters.safetensors").is_file()
+    assert (tmp_path / "adapters" / "latest" / "lynx_adapters.safetensors").is_file()
 
 
 def test_cached_and_on_the_fly_give_the_same_loss(encoded, tmp_path):

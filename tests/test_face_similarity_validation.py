@@ -57,5 +57,62 @@ def test_face_similarity_is_finite_or_not_logged(cache, tmp_path, frames_show_fa
         assert metrics["val/face_similarity"] == pytest.approx(sim)
     else:
         assert rate == 0.0 and sim is None
-        assert metrics["val/face_similarity"] == -1.0  # the lowest cosine, for checkpoint ranking only; never NaN
+        assert "val/face_similarity" not in metrics  # absent: never NaN, never a number standing in for it
     assert metrics["val/face_detect_rate"] == rate
+
+
+def scripted(results):
+    """A `FaceSimilarityValidation.score` returning the given (similarity, detection rate) results, one per
+    validation (nan: no face found)."""
+    results = list(results)
+
+    def score(self, trainer, pl_module):
+        return results.pop(0)
+
+    return score
+
+
+def test_no_best_checkpoint_is_named_by_a_similarity_not_measured_at_its_step(cache, tmp_path, monkeypatch,
+                                                                               recwarn):
+    """Faces at step 1 (similarity 0.25), none at steps 2 and 3: the only "best" checkpoint is step 1's, named by its
+    own value; steps 2 and 3 write none (neither "sim-1.000" nor step 1's 0.250 under their names), and training
+    goes on."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lynx_ext.callbacks import FaceSimilarityValidation
+    from lynx_ext.cli.fit import make_cli
+
+    monkeypatch.setattr(FaceSimilarityValidation, "score",
+                        scripted([(0.25, 1.0), (float("nan"), 0.0), (float("nan"), 0.0)]))
+    pairs = [{"image": str(cache.parent / "dataset" / "astronaut.png"), "prompt": "an astronaut smiling"}]
+    validation = FaceSimilarityValidation(pairs, every_n_train_steps=1, embedder="dlib", detector="dlib")
+    best = ModelCheckpoint(dirpath=str(tmp_path / "best"), monitor="val/face_similarity", mode="max", save_top_k=3,
+                           every_n_train_steps=1, filename="best-step{step:07d}-sim{val/face_similarity:.3f}",
+                           auto_insert_metric_name=False)
+    cli = make_cli(["--config", str(tiny_recipe_for(Path(cache).parent, False)), "--data.cache", str(cache),
+                    "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.max_steps", "3",
+                    "--trainer.enable_progress_bar", "false", "--data.token_budget", "70"], run=False)  # 1 epoch: 3 steps
+    cli.trainer.callbacks += [validation, best]
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.trainer.global_step == 3
+    assert [(step, sim) for step, sim, _ in validation.history] == [(1, 0.25), (2, None), (3, None)]
+    assert sorted(p.name for p in (tmp_path / "best").iterdir()) == ["best-step0000001-sim0.250.ckpt"]
+    assert "val/face_similarity" not in cli.trainer.callback_metrics
+    said = [str(w.message) for w in recwarn]
+    assert any("no checkpoint is ranked by it" in m for m in said), said
+
+
+@pytest.mark.parametrize("period, warns", [(3, True), (4, False), (2, False)])
+def test_a_best_checkpoint_period_that_misses_the_validations_is_named(cache, period, warns, recwarn):
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lynx_ext.callbacks import FaceSimilarityValidation
+
+    pairs = [{"image": str(cache.parent / "dataset" / "astronaut.png"), "prompt": "an astronaut smiling"}]
+    validation = FaceSimilarityValidation(pairs, every_n_train_steps=2)
+    best = ModelCheckpoint(monitor="val/face_similarity", mode="max", every_n_train_steps=period)
+    validation.setup(SimpleNamespace(checkpoint_callbacks=[best]), None, "fit")
+    said = [str(w.message) for w in recwarn if "multiple of the validation's" in str(w.message)]
+    assert bool(said) == warns, said

@@ -57,7 +57,7 @@ def test_fit_with_lora_exports_it_and_generate_loads_it(cache, tmp_path):  # noq
 
     run = tmp_path / "run"
     fit(base_args(cache, run, steps=2) + ["--model.lora_rank", "4", "--model.optim.lr", "0.02"])
-    export = run / "adapters" / "last"
+    export = run / "adapters" / "latest"
     adapters, lora = export / "lynx_adapters.safetensors", export / "dit_lora.safetensors"
     assert adapters.is_file() and lora.is_file()
     tensors = load_file(str(lora))

@@ -110,7 +110,7 @@ def test_tiny_recipe_trains_only_the_adapters(cache, tmp_path):
     assert all(torch.isfinite(torch.tensor(losses)))
     ckpt = torch.load(Path(trainer.checkpoint_callback.last_model_path), weights_only=False)
     assert ckpt["state_dict"] and all(k.startswith("pipe.lynx.") for k in ckpt["state_dict"])
-    export = Path(tmp_path) / "adapters" / "last"
+    export = Path(tmp_path) / "adapters" / "latest"
     assert (export / "lynx_adapters.safetensors").is_file() and (export / "lynx_full" / "ip_layers.safetensors").is_file()
 
 
@@ -130,7 +130,7 @@ def test_fit_cli_and_export_changes_inference(cache, tmp_path):
     from lynx_ext.cli.generate import main as generate
 
     assert main(["--config", str(recipe_of(cache)), *base_args(cache, tmp_path / "run", steps=3)]) == 0
-    exported = tmp_path / "run" / "adapters" / "last" / "lynx_adapters.safetensors"
+    exported = tmp_path / "run" / "adapters" / "latest" / "lynx_adapters.safetensors"
     face = cache.parent / "dataset" / "astronaut.png"
     common = ["--preset", "tiny", "--image", str(face), "--prompt", "an astronaut", "--embedder", "dlib",
               "--num-inference-steps", "2", "--num-frames", "5", "--height", "64", "--width", "64", "--quiet",
@@ -153,7 +153,7 @@ def test_resume_is_exact(cache, tmp_path):
     import json
 
     def final(root):
-        return load_file(str(Path(root) / "adapters" / "last" / "lynx_adapters.safetensors"))
+        return load_file(str(Path(root) / "adapters" / "latest" / "lynx_adapters.safetensors"))
 
     def steps_of(log):
         return [json.loads(line) for line in log.read_text().splitlines()]
@@ -256,7 +256,7 @@ def test_two_process_ddp_on_cpu(cache, tmp_path):
                            "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (tmp_path / "adapters" / "last" / "lynx_adapters.safetensors").is_file()
+    assert (tmp_path / "adapters" / "latest" / "lynx_adapters.safetensors").is_file()
 
 
 def test_sample_video_face_similarity_and_stage_callbacks(cache, tmp_path):
@@ -393,6 +393,6 @@ def test_ema_weights_after_known_steps(cache, tmp_path):
         for n, value in want.items():
             assert torch.allclose(ema.shadow[n].double(), value, rtol=1e-6, atol=1e-9), (ema.decay, n)
     assert any(not torch.allclose(recipe_ema.shadow[n], last[n], atol=1e-7) for n in last)  # not the plain weights
-    exported = load_file(str(tmp_path / "adapters" / "last" / "lynx_adapters.safetensors"))
+    exported = load_file(str(tmp_path / "adapters" / "latest" / "lynx_adapters.safetensors"))
     for n, value in recipe_ema.shadow.items():
         assert torch.equal(exported[n.removeprefix("pipe.lynx.")].float(), value), n

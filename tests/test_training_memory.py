@@ -40,7 +40,7 @@ def fit(cache, root, *extra, steps=3, run=True):
 
 
 def exported(root) -> dict:
-    return load_file(str(Path(root) / "adapters" / "last" / "lynx_adapters.safetensors"))
+    return load_file(str(Path(root) / "adapters" / "latest" / "lynx_adapters.safetensors"))
 
 
 def distance(a: dict, b: dict) -> float:

@@ -378,8 +378,8 @@ def test_resume_from_stale_last_ckpt_uses_the_newer_step_and_stays_exact(cache, 
     with pytest.warns(UserWarning, match=f"is newer and complete; resuming from {step4.name}"):
         fit(tmp_path / "cut", 6, ["--ckpt_path", str(ckpts / "last.ckpt")])
     assert not list(ckpts.glob(".*.tmp.ckpt"))
-    a = load_file(str(tmp_path / "straight" / "adapters" / "last" / "lynx_adapters.safetensors"))
-    b = load_file(str(tmp_path / "cut" / "adapters" / "last" / "lynx_adapters.safetensors"))
+    a = load_file(str(tmp_path / "straight" / "adapters" / "latest" / "lynx_adapters.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "adapters" / "latest" / "lynx_adapters.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -399,8 +399,8 @@ def test_kill_and_resume_under_two_process_ddp_is_exact(cache, tmp_path):
     fit(tmp_path / "cut", 2)
     last = tmp_path / "cut" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     fit(tmp_path / "cut", 5, ["--ckpt_path", str(last)])
-    a = load_file(str(tmp_path / "straight" / "adapters" / "last" / "lynx_adapters.safetensors"))
-    b = load_file(str(tmp_path / "cut" / "adapters" / "last" / "lynx_adapters.safetensors"))
+    a = load_file(str(tmp_path / "straight" / "adapters" / "latest" / "lynx_adapters.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "adapters" / "latest" / "lynx_adapters.safetensors"))
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k

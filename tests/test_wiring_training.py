@@ -118,7 +118,7 @@ def test_sigkilled_fit_resumes_where_it_stopped(cache, tmp_path):
     checkpoint = Path("lightning_logs") / "version_0" / "checkpoints" / "last.ckpt"
     saved = torch.load(killed_run / checkpoint, weights_only=False, map_location="cpu")
     assert saved["global_step"] == 2, saved["global_step"]  # the step-3 update died with the process
-    reference = load_file(str(tmp_path / "straight" / "adapters" / "last" / "lynx_adapters.safetensors"))
+    reference = load_file(str(tmp_path / "straight" / "adapters" / "latest" / "lynx_adapters.safetensors"))
 
     for how in ("last", "path"):
         run = tmp_path / f"resumed_{how}"
@@ -132,7 +132,7 @@ def test_sigkilled_fit_resumes_where_it_stopped(cache, tmp_path):
         # It starts at the checkpoint's step, on the data the uninterrupted run saw there, not at step 0.
         assert [e["step"] for e in resumed] == list(range(2, steps)), (how, resumed)
         assert resumed == straight[2:], how
-        final = load_file(str(run / "adapters" / "last" / "lynx_adapters.safetensors"))
+        final = load_file(str(run / "adapters" / "latest" / "lynx_adapters.safetensors"))
         assert final.keys() == reference.keys()
         differ = [k for k in final if not torch.equal(final[k], reference[k])]
         assert not differ, (how, differ[:4])

@@ -22,10 +22,13 @@ class AdapterExport(pl.Callback):
     Writes ``{dirpath}/step-{N}/lynx_adapters.safetensors`` (our format, loadable by ``--adapters``),
     ``{dirpath}/step-{N}/lynx_{variant}/`` (the official layout) and, when the DiT has a LoRA
     (``model.lora_rank > 0``), ``{dirpath}/step-{N}/dit_lora.safetensors`` (the host's LoRA layout, loadable by
-    ``--lora``); then refreshes ``{dirpath}/last/``.
+    ``--lora``); then refreshes ``{dirpath}/last/``. At the end of training,
+    ``<default_root_dir>/adapters/latest`` is pointed at this run's ``last/`` (a symlink swapped in atomically; a
+    copy where the file system has no symlinks): the stable path of the last finished run's export.
 
     Args:
-        dirpath: export folder (default: ``<trainer.default_root_dir>/adapters``).
+        dirpath: export folder (default: the run's own ``<default_root_dir>/lightning_logs/version_N/adapters``,
+            so a re-run or a resumed run never overwrites an earlier run's exports).
         every_n_train_steps: export period (0: only at the end).
         formats: any of ``"lynx_ext"``, ``"official"``.
         stage: a label stored in the file metadata (e.g. ``stage1_image``).
@@ -48,9 +51,22 @@ class AdapterExport(pl.Callback):
         self.push_to_hub, self.hub_private = push_to_hub, bool(hub_private)
         self.last_export: Path | None = None
         self.pushed: Optional[str] = None
+        self.run_folder: Path | None = None  # the run's version folder, set when the run starts
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        from ..training.run_folder import run_folder
+
+        # on every process (a collective), before any export: the run's own version folder
+        self.run_folder = Path(trainer.strategy.broadcast(str(run_folder(trainer)), src=0))
 
     def folder(self, trainer) -> Path:
-        return Path(self.dirpath or Path(trainer.default_root_dir) / "adapters")
+        if self.dirpath:
+            return Path(self.dirpath)
+        if self.run_folder is None:
+            from ..training.run_folder import run_folder
+
+            self.run_folder = run_folder(trainer)
+        return self.run_folder / "adapters"
 
     def export(self, trainer, pl_module) -> Path:
         from ..adapters.formats import save_official_folder
@@ -89,16 +105,38 @@ class AdapterExport(pl.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         if trainer.is_global_zero:
+            from ..training.run_folder import latest_pointer
+
             out = self.export(trainer, pl_module)
+            point_latest(latest_pointer(trainer), self.folder(trainer) / "last")
             if self.push_to_hub:
                 self.push(out)
+
+
+def point_latest(latest: Path, target: Path) -> None:
+    """Make ``latest`` lead to ``target``: a relative symlink swapped in with one atomic rename; a copy refreshed
+    atomically (`refresh_last`) where the file system has no symlinks or ``latest`` is such a copy already."""
+    latest.parent.mkdir(parents=True, exist_ok=True)
+    link = latest.with_name(f".{latest.name}.link")
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    copy = latest.is_dir() and not latest.is_symlink()
+    if not copy:
+        try:
+            os.symlink(os.path.relpath(target, latest.parent), link, target_is_directory=True)
+        except (OSError, NotImplementedError):
+            copy = True
+    if copy:
+        refresh_last(latest, target)
+    else:
+        os.replace(link, latest)
 
 
 def refresh_last(last: Path, export: Path) -> None:
     """Make ``last`` a copy of ``export``: the copy is built beside it, then swapped in with one atomic exchange
     (Linux ``renameat2(RENAME_EXCHANGE)``), else renamed in before the old one is deleted; a ``last`` lost between
-    two renames by a kill elsewhere is restored from ``.last.old`` first."""
-    old, tmp = last.with_name(".last.old"), last.with_name(".last.tmp")
+    two renames by a kill elsewhere is restored from ``.last.old`` first (``.<name>.old`` for another name)."""
+    old, tmp = last.with_name(f".{last.name}.old"), last.with_name(f".{last.name}.tmp")
     if not last.exists() and old.is_dir():
         old.rename(last)  # a previous export was killed between its two renames
     shutil.rmtree(tmp, ignore_errors=True)

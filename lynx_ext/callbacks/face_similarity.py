@@ -11,13 +11,20 @@ from ..pipeline.generation_settings import GenerationSettings
 from ..training.args import FacePair
 from .ema import maybe_ema
 from .sampling import SAMPLE_SETTINGS, generate_pairs, pair_fields
+from .step_metrics import forget_metrics
 from .validation_pairs import PairedCallback
+
+SIMILARITY, DETECT_RATE = "val/face_similarity", "val/face_detect_rate"
 
 
 class FaceSimilarityValidation(PairedCallback, pl.Callback):
     """Every ``every_n_train_steps``: generate each pair, embed the largest face of every frame with the
     *evaluation* embedder and log ``val/face_similarity`` (mean cosine to the conditioning face; not logged, with a
     warning, when no frame shows a face) and ``val/face_detect_rate``.
+
+    Both values belong to the step they were measured at: at any other step, and when no face was found, the
+    similarity is absent, so a ``ModelCheckpoint(monitor="val/face_similarity")`` saves no "best" checkpoint then
+    (never one named by an earlier step's value or by a stand-in number).
 
     Args:
         pairs: held-out ``[{image, prompt}, ...]``.
@@ -70,22 +77,38 @@ class FaceSimilarityValidation(PairedCallback, pl.Callback):
 
         Every rank gets the values, so a ``ModelCheckpoint(monitor="val/face_similarity")`` decides the same way
         on all of them. A validation that finds no face in any frame logs no similarity to the logger; for
-        checkpoint selection it counts as -1 (the lowest cosine), never as the previous value.
+        checkpoint selection it is absent (no checkpoint is ranked by it at this step), never a number standing in for
+        it and never the previous value.
         """
         result = self.score(trainer, pl_module) if trainer.is_global_zero else None
         sim, rate = trainer.strategy.broadcast(result, src=0)
         found = sim == sim  # not nan
-        pl_module.log("val/face_similarity", sim if found else -1.0, logger=False)
-        pl_module.log("val/face_detect_rate", rate, logger=False)
+        if found:  # else absent: `on_train_batch_start` dropped any earlier value
+            pl_module.log(SIMILARITY, sim, logger=False)
+        pl_module.log(DETECT_RATE, rate, logger=False)
         if trainer.logger is not None and trainer.is_global_zero:  # at this step, whatever log_every_n_steps says
-            metrics = {"val/face_detect_rate": rate, **({"val/face_similarity": sim} if found else {})}
+            metrics = {DETECT_RATE: rate, **({SIMILARITY: sim} if found else {})}
             trainer.logger.log_metrics(metrics, step=trainer.global_step)
         if not found:
             rank_zero_warn(f"FaceSimilarityValidation: no face found in the generated frames at step "
-                           f"{trainer.global_step}; val/face_similarity is not logged this time.")
+                           f"{trainer.global_step}; val/face_similarity is not logged this time, and no checkpoint "
+                           "is ranked by it at this step.")
         sim = sim if found else None
         self.history.append((trainer.global_step, sim, rate))
         return sim, rate
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        for cb in trainer.checkpoint_callbacks if trainer is not None else []:
+            period = getattr(cb, "_every_n_train_steps", 0)
+            if getattr(cb, "monitor", None) == SIMILARITY and self.every and (not period or period % self.every):
+                when = f"every {period} steps" if period else "not by step"
+                rank_zero_warn(f"A ModelCheckpoint monitoring {SIMILARITY} saves {when}, but FaceSimilarityValidation "
+                               f"measures it every {self.every} steps: it saves a best checkpoint only at steps where "
+                               "both fall; set its every_n_train_steps to a multiple of the validation's.")
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        forget_metrics(trainer, [SIMILARITY, DETECT_RATE])  # measured at one step, not carried to the next
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.every and trainer.global_step % self.every == 0:

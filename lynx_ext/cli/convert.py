@@ -9,7 +9,7 @@ from typing import Optional
 from .common import add_download_source_flag, add_version_flag, run_command
 
 EPILOG = """examples:
-  diffsynth-ext convert --extension lynx runs/adapters/last/lynx_adapters.safetensors --to comfyui \\
+  diffsynth-ext convert --extension lynx runs/x/adapters/latest/lynx_adapters.safetensors --to comfyui \\
       --output ComfyUI/models/diffusion_models/lynx_mine --dtype fp16
   diffsynth-ext convert --extension lynx ComfyUI/models/diffusion_models/lynx_mine --to lynx-ext \\
       --output mine.safetensors

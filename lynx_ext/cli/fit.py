@@ -17,6 +17,7 @@ def make_cli(args: list[str], run: bool = True):
     from lightning.pytorch.callbacks import ProgressBar
     from lightning.pytorch.cli import LightningCLI
 
+    from ..callbacks.pending_log import PendingStepLog
     from ..callbacks.progress import StepProgressBar
     from ..training.checkpoint_io import AtomicCheckpointIO
     from ..training.datamodule import LynxDataModule
@@ -54,7 +55,10 @@ def make_cli(args: list[str], run: bool = True):
         def fit(self, model, ckpt_path=None, **kwargs):
             if ckpt_path == "last":
                 ckpt_path = last_checkpoint(self.trainer) or ckpt_path
-            self.trainer.fit(model, ckpt_path=ckpt_path, **kwargs)
+            try:
+                self.trainer.fit(model, ckpt_path=ckpt_path, **kwargs)
+            finally:  # also after a failure: where the run's files are and how to resume it
+                say_where_the_run_is(self.trainer)
 
         def _instantiate_trainer(self, config, callbacks):
             # One bar over the run's steps (not per epoch); not part of the saved config, added again on re-runs.
@@ -62,6 +66,8 @@ def make_cli(args: list[str], run: bool = True):
             listed = (given if isinstance(given, list) else [given]) + list(callbacks)
             if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in listed):
                 callbacks = [*callbacks, StepProgressBar()]
+            if not any(isinstance(c, PendingStepLog) for c in listed):  # a resumed run's log is as complete as its state
+                callbacks = [*callbacks, PendingStepLog()]
             return super()._instantiate_trainer(config, callbacks)
 
     # Given as a class path, not an instance: the config a run saves must parse again (`fit --config` on it).
@@ -87,6 +93,20 @@ def last_checkpoint(trainer) -> Optional[str]:
     roots += [Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]
     found = {p for root in roots if root.is_dir() for p in root.glob("**/last*.ckpt")}
     return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
+
+
+def say_where_the_run_is(trainer) -> None:
+    """Print (first process only) the run's folder, checkpoints, adapter exports, TensorBoard log dir, saved config
+    and the commands that repeat and resume it; only paths that exist."""
+    from ..training.run_folder import describe_run
+
+    if trainer.is_global_zero:
+        try:
+            text = describe_run(trainer)
+        except Exception as err:  # noqa: BLE001 - never hide the run's own error behind this one
+            text = f"(could not list the run's outputs: {type(err).__name__}: {err})"
+        if text:
+            print(text, flush=True)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -34,7 +34,7 @@ def export_metadata(folder: Path) -> dict:
     path = folder / ADAPTERS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not an adapter export: it has no {ADAPTERS_FILE} (AdapterExport writes "
-                                "one under <run>/adapters/step-N/ and last/).")
+                                "one under <run>/lightning_logs/version_N/adapters/step-N/ and last/).")
     with safe_open(str(path), framework="pt") as f:
         meta = dict(f.metadata() or {})
     from ..adapters.formats.signatures import CONFIG_METADATA_KEY
@@ -143,7 +143,8 @@ def _reason(err: BaseException) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lynx_ext.training.hub_push",
                                 description="Push an adapter export folder (with a generated model card) to the hub.")
-    p.add_argument("folder", help="an export folder: <run>/adapters/last or step-N")
+    p.add_argument("folder", help="an export folder: <run>/adapters/latest, or "
+                   "<run>/lightning_logs/version_N/adapters/last or step-N")
     p.add_argument("repo_id", help="OWNER/NAME of the hub model repo (created if missing, private unless --public)")
     p.add_argument("--public", action="store_true", help="create the repo public")
     args = p.parse_args(argv)

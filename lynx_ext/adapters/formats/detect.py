@@ -221,8 +221,9 @@ def _lightning(strings: set[str]) -> bool:
     return "pytorch-lightning_version" in strings or {"optimizer_states", "state_dict"} <= strings
 
 
-LIGHTNING_HINT = ("It holds a training state, read by `diffsynth-ext fit --ckpt_path` to resume; the adapters of a "
-                  "run are exported beside it as lynx_adapters.safetensors (adapters/last/).")
+LIGHTNING_HINT = ("It holds a training state, read by `diffsynth-ext fit --ckpt_path` to resume; the run's "
+                  "adapters are exported in its version folder, beside checkpoints/, as "
+                  "adapters/last/lynx_adapters.safetensors.")
 
 
 def _detect_zip(path: Path) -> DetectedFormat:
