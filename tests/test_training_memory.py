@@ -252,3 +252,15 @@ def test_each_card_recipe_fits_its_card_by_the_estimate(recipe, card, gib):
     smaller = {80: 48, 48: 24, 24: 16}[gib]
     with pytest.raises(LynxCompatibilityError, match=f"a {smaller} GB card"):
         check_fits(cli.model, tokens, smaller * 2**30, f"a {smaller} GB card", text_cached=True)
+
+
+def test_compile_trains_through_the_compiled_blocks(cache, tmp_path):
+    """``model.compile``: the DiT blocks are compiled (the Lynx attention forwards stay outside the graphs) and the
+    checkpointed training recomputes through them, to the eager run's result within rounding."""
+    from lynx_ext.pipeline.speed import is_compiled
+
+    eager = fit(cache, tmp_path / "eager", steps=1)
+    compiled = fit(cache, tmp_path / "compiled", "--model.compile", "true", steps=1)
+    assert is_compiled(compiled.model.pipe.dit) and not is_compiled(eager.model.pipe.dit)
+    a, b = exported(tmp_path / "eager"), exported(tmp_path / "compiled")
+    assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-5) for k in a)

@@ -32,6 +32,12 @@ LATENTS_DIR = "latents"
 TEXT_LRU_SIZE = 64
 """Prompt encodings kept in CPU memory (an umT5-xxl encoding is about 4 MiB in bf16: 256 MiB)."""
 _SAMPLES_PER_TENSOR = 16
+
+
+def has_text_encodings(folder: Optional[str | Path]) -> bool:
+    """Whether the prepared folder ``folder`` holds cached prompt encodings (``prepare --recipe``)."""
+    text = Path(folder) / TEXT_DIR if folder is not None else None
+    return text is not None and text.is_dir() and any(text.iterdir())
 _TOKENIZER_PROBE = "a person smiling at the camera, 2 cats; ÄÖÜ — 你好"
 
 

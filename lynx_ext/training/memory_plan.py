@@ -113,11 +113,11 @@ def estimate(module, tokens: int, text_cached: bool) -> Optional[MemoryEstimate]
     if dit is None:
         return None
     base_bytes = {"bf16": 2, "fp16": 2, "fp32": 4}[module.base.dtype]
+    fp8 = {id(m) for m in dit.blocks.modules() if type(m) is torch.nn.Linear} if module.base.fp8_storage else set()
     weights = 0.0
     for layer in dit.modules():
         for name, p in layer.named_parameters(recurse=False):
-            if (module.base.fp8_storage and name == "weight" and type(layer) is torch.nn.Linear
-                    and any(layer is m for b in dit.blocks for m in b.modules())):
+            if name == "weight" and id(layer) in fp8:
                 weights += p.numel() + 4 * p.shape[0]
             else:
                 weights += p.numel() * base_bytes

@@ -191,11 +191,10 @@ class LynxModule(pl.LightningModule):
     def park_text_encoder(self) -> bool:
         """With prompt encodings cached on disk, keep the text encoder (umT5-XXL: 10.6 GiB in bf16) on the CPU;
         captions missing from the cache are then encoded there. Returns whether it was parked."""
-        from .encoding_cache import TEXT_DIR
+        from .encoding_cache import has_text_encodings
 
         encoder = getattr(self.pipe, "text_encoder", None)
-        folder = Path(self._encoding_folder) / TEXT_DIR if self._encoding_folder else None
-        if encoder is None or folder is None or not folder.is_dir() or not any(folder.iterdir()):
+        if encoder is None or not has_text_encodings(self._encoding_folder):
             return False
         weight = next(encoder.parameters(), None)
         if weight is not None and weight.device.type != "cpu":

@@ -23,8 +23,8 @@ import torch
 
 from ..errors import LynxValueError
 
-# Distribution to install for a class path's top-level package, where it differs from the package name.
-_DISTRIBUTIONS = {"torchao": "torchao", "bitsandbytes": "bitsandbytes"}
+# Packages of the optimisers the recipes name (the `train` extra installs them; pip names them the same).
+_TRAIN_EXTRA = {"torchao", "bitsandbytes"}
 # State bytes per trained weight, for the memory estimate (`memory_plan`); others count as AdamW.
 STATE_BYTES = {
     "torch.optim.AdamW": 8.0, "torch.optim.Adam": 8.0, "torch.optim.SGD": 4.0,
@@ -45,8 +45,8 @@ def import_class(path: str, key: str) -> type:
     except ModuleNotFoundError as exc:
         top = module_name.split(".")[0]
         if exc.name and exc.name.split(".")[0] == top:
-            hint = (f"install it: pip install {_DISTRIBUTIONS[top]} (or, in the lynx-ext checkout, "
-                    "pip install -e '.[train]')") if top in _DISTRIBUTIONS else "check the spelling"
+            hint = (f"install it: pip install {top} (or, in the lynx-ext checkout, "
+                    "pip install -c constraints.txt -e '.[train]')") if top in _TRAIN_EXTRA else "check the spelling"
             raise LynxValueError(f"{key} = {path}: the package {top!r} is not installed; {hint}.") from None
         raise
     cls = getattr(module, name, None)

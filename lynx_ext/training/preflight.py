@@ -97,7 +97,7 @@ def check_training_memory(module, datamodule, trainer=None, card: Optional[tuple
     """Refuse, before any weight loads, a recipe whose estimated GPU memory exceeds the card it will run on
     (`memory_plan.check_fits`; ``model.memory_check false`` skips it). ``card``: ``(bytes, name)``, by default
     the trainer's CUDA card (no check on the CPU)."""
-    from .encoding_cache import TEXT_DIR
+    from .encoding_cache import has_text_encodings
     from .memory_plan import check_fits
 
     if not module.memory_check:
@@ -110,5 +110,4 @@ def check_training_memory(module, datamodule, trainer=None, card: Optional[tuple
         for stage in getattr(cb, "stages", None) or []:
             if isinstance(stage, dict) and "token_budget" in stage:
                 tokens = max(tokens, int(stage["token_budget"]))
-    text = Path(datamodule.cache) / TEXT_DIR
-    check_fits(module, tokens, card[0], card[1], text_cached=text.is_dir() and any(text.iterdir()))
+    check_fits(module, tokens, card[0], card[1], text_cached=has_text_encodings(datamodule.cache))
