@@ -25,10 +25,6 @@ class BlockInputOffload:
     def __init__(self, min_bytes: int = MIN_BYTES):
         self.min_bytes = int(min_bytes)
         self._streams: dict[torch.device, torch.cuda.Stream] = {}
-        self.offloaded_bytes = 0  # since the last `reset`: what the device did not have to hold
-
-    def reset(self) -> None:
-        self.offloaded_bytes = 0
 
     def _stream(self, device: torch.device) -> torch.cuda.Stream:
         if device not in self._streams:
@@ -46,7 +42,6 @@ class BlockInputOffload:
         tensor.record_stream(side)  # its memory is not reused before the copy has read it
         done = torch.cuda.Event()
         done.record(side)
-        self.offloaded_bytes += tensor.nbytes
         return tensor.device, host, done
 
     @staticmethod
